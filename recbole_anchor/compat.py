@@ -1,0 +1,245 @@
+"""Every workaround for RecBole 1.2.1 on today's Python stack, in one place.
+
+RecBole 1.2.1 is the last release and is unmaintained. ``apply()`` (called once on
+``import recbole_anchor``) patches it so that it runs on numpy 2, torch >= 2.6 and
+setuptools >= 81, and so that RecBole's own helpers know the plugin's models. Each
+patch names the upstream problem it works around and has a test in
+``tests/test_compat.py``. Nothing here disables torch's weights-only loading
+process-wide or pins numpy below 2.
+
+Patches:
+
+1. ``numpy_aliases``: ``Config.compatibility_settings`` assigns ``np.float_``,
+   ``np.complex_`` and ``np.unicode_``, which numpy 2 removed, so every ``Config()``
+   raises AttributeError (RecBole #2215, #2174, #2162). Replaced by a version that only
+   adds the aliases RecBole's code still uses (``np.long``, ``np.bool``, ...) when
+   numpy lacks them.
+2. ``lazy_ray``: ``recbole.quick_start`` does ``from ray import tune`` at import time;
+   RecBole's pinned Ray 2.6.3 imports ``pkg_resources`` (gone in setuptools >= 81) and
+   ``np.bool8`` (gone in numpy 2), so ``import recbole.quick_start`` fails (#2215, PR
+   #2078). The module is imported with a stand-in ``ray.tune`` that imports the real
+   one on first use, so only hyperparameter tuning with Ray needs a working Ray.
+3. ``weights_only_checkpoints``: torch >= 2.6 loads with ``weights_only=True`` by
+   default and RecBole's checkpoints pickle the whole Config object, so
+   ``evaluate(load_best_model=True)``, ``resume_checkpoint`` and
+   ``load_data_and_model`` fail (#2212, #2215). Trainers now write checkpoints whose
+   config is plain data (``recbole_anchor.checkpoint``) and read them back with
+   ``weights_only=True``.
+4. ``autoencoder_dataloader``: ``recbole.data.utils.get_dataloader`` gives the per-user
+   training loader only to the autoencoders named in a hard-coded table; any other
+   model, a plugin autoencoder included, silently gets the per-interaction loader with
+   negative sampling. Every subclass of RecBole's ``AutoEncoderMixin`` now gets the
+   per-user loader.
+5. ``model_lookup``: ``recbole.utils.get_model`` only searches ``recbole.model``. It now
+   asks the plugin first, so RecBole's own helpers resolve plugin model names.
+"""
+import contextlib
+import importlib
+import sys
+import types
+
+import numpy as np
+
+import recbole.utils
+import recbole.utils.utils
+from recbole.config import configurator
+from recbole.model.abstract_recommender import AutoEncoderMixin
+
+from recbole_anchor import checkpoint
+
+#: RecBole's own model lookup, kept before ``model_lookup`` replaces it.
+recbole_get_model = recbole.utils.utils.get_model
+
+_APPLIED = []
+
+# Aliases RecBole 1.2.1 assigns in Config.compatibility_settings, mapped to types
+# that exist in numpy 1.x and 2.x alike.
+_NUMPY_ALIASES = {
+    "bool": np.bool_,
+    "int": np.int_,
+    "float": np.float64,
+    "complex": np.complex128,
+    "object": np.object_,
+    "str": np.str_,
+    "long": np.int_,
+    "unicode": np.str_,
+}
+
+
+def _numpy_compatibility_settings(self):
+    """numpy-2-safe stand-in for ``Config.compatibility_settings``."""
+    for name, dtype in _NUMPY_ALIASES.items():
+        if name not in np.__dict__:
+            setattr(np, name, dtype)
+
+
+def numpy_aliases():
+    configurator.Config.compatibility_settings = _numpy_compatibility_settings
+
+
+class _LazyRayTune(types.ModuleType):
+    """Stand-in for ``ray.tune`` that imports the real module on first attribute use."""
+
+    def __getattr__(self, name):
+        sys.modules.pop("ray", None)
+        sys.modules.pop("ray.tune", None)
+        try:
+            real = importlib.import_module("ray.tune")
+        except Exception as err:  # ImportError, or Ray's own AttributeError on numpy 2
+            raise ImportError(
+                f"Ray Tune is not usable here ({type(err).__name__}: {err}); "
+                "install a Ray that runs on this Python stack, or tune with "
+                "--tool=hyperopt"
+            ) from None
+        return getattr(real, name)
+
+
+@contextlib.contextmanager
+def _stand_in_ray():
+    saved = {name: sys.modules.get(name) for name in ("ray", "ray.tune")}
+    ray = types.ModuleType("ray")
+    ray.tune = _LazyRayTune("ray.tune")
+    sys.modules["ray"], sys.modules["ray.tune"] = ray, ray.tune
+    try:
+        yield
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+def lazy_ray():
+    if "recbole.quick_start.quick_start" in sys.modules:
+        return
+    if "ray" in sys.modules and "ray.tune" in sys.modules:
+        importlib.import_module("recbole.quick_start")
+        return
+    with _stand_in_ray():
+        importlib.import_module("recbole.quick_start")
+
+
+def weights_only_checkpoints(config_from_dict):
+    """``config_from_dict(plain_dict)`` rebuilds a Config from a checkpoint's config."""
+    from recbole.trainer import trainer as trainer_module
+
+    trainer_cls = trainer_module.Trainer
+    recbole_evaluate = trainer_cls.evaluate
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        saved_model_file = kwargs.pop("saved_model_file", self.saved_model_file)
+        checkpoint.save_trainer_checkpoint(self, epoch, saved_model_file)
+        if verbose:
+            self.logger.info(f"Saving current: {saved_model_file}")
+
+    def resume_checkpoint(self, resume_file):
+        resume_file = str(resume_file)
+        self.saved_model_file = resume_file
+        state = checkpoint.load_checkpoint(resume_file, map_location=self.device)
+        checkpoint.restore_trainer_state(self, state)
+        self.logger.info(
+            f"Checkpoint loaded. Resume training from epoch {self.start_epoch}"
+        )
+
+    def evaluate(
+        self, eval_data, load_best_model=True, model_file=None, show_progress=False
+    ):
+        if eval_data and load_best_model:
+            checkpoint_file = model_file or self.saved_model_file
+            state = checkpoint.load_checkpoint(checkpoint_file, map_location=self.device)
+            self.model.load_state_dict(state["state_dict"])
+            self.model.load_other_parameter(state.get("other_parameter"))
+            self.logger.info(
+                f"Loading model structure and parameters from {checkpoint_file}"
+            )
+        return recbole_evaluate(
+            self, eval_data, load_best_model=False, show_progress=show_progress
+        )
+
+    evaluate.__doc__ = recbole_evaluate.__doc__
+    trainer_cls._save_checkpoint = _save_checkpoint
+    trainer_cls.resume_checkpoint = resume_checkpoint
+    trainer_cls.evaluate = evaluate
+
+    quick_start_module = importlib.import_module("recbole.quick_start.quick_start")
+
+    def load_data_and_model(model_file, trust_checkpoint=False):
+        state = checkpoint.load_checkpoint(
+            model_file, map_location="cpu", trust_checkpoint=trust_checkpoint
+        )
+        config = config_from_dict(state["config"])
+        qs = quick_start_module
+        qs.init_seed(config["seed"], config["reproducibility"])
+        qs.init_logger(config)
+        logger = qs.getLogger()
+        logger.info(config)
+        dataset = qs.create_dataset(config)
+        logger.info(dataset)
+        train_data, valid_data, test_data = qs.data_preparation(config, dataset)
+        qs.init_seed(config["seed"], config["reproducibility"])
+        model = recbole.utils.get_model(config["model"])(config, train_data._dataset)
+        model = model.to(config["device"])
+        model.load_state_dict(state["state_dict"])
+        model.load_other_parameter(state.get("other_parameter"))
+        return config, model, dataset, train_data, valid_data, test_data
+
+    load_data_and_model.__doc__ = quick_start_module.load_data_and_model.__doc__
+    quick_start_module.load_data_and_model = load_data_and_model
+    importlib.import_module("recbole.quick_start").load_data_and_model = (
+        load_data_and_model
+    )
+
+
+def autoencoder_dataloader():
+    from recbole.data import utils as data_utils
+
+    recbole_get_dataloader = data_utils.get_dataloader
+
+    def get_dataloader(config, phase):
+        model_class = getattr(config, "model_class", None)
+        if model_class is None:
+            model_class = recbole.utils.get_model(config["model"])
+        if isinstance(model_class, type) and issubclass(model_class, AutoEncoderMixin):
+            return data_utils._get_AE_dataloader(config, phase)
+        return recbole_get_dataloader(config, phase)
+
+    get_dataloader.__doc__ = recbole_get_dataloader.__doc__
+    data_utils.get_dataloader = get_dataloader
+    importlib.import_module("recbole.data").get_dataloader = get_dataloader
+
+
+def model_lookup(find_plugin_model):
+    """Make RecBole's ``get_model`` try ``find_plugin_model(name)`` first."""
+
+    def get_model(model_name):
+        model_class = find_plugin_model(model_name)
+        return model_class if model_class is not None else recbole_get_model(model_name)
+
+    get_model.__doc__ = recbole_get_model.__doc__
+    targets = [recbole.utils, recbole.utils.utils, configurator]
+    targets += [
+        sys.modules[name]
+        for name in ("recbole.quick_start.quick_start", "recbole.quick_start")
+        if name in sys.modules
+    ]
+    for module in targets:
+        module.get_model = get_model
+
+
+def apply(find_plugin_model, config_from_dict):
+    """Apply every patch once.
+
+    ``find_plugin_model(name)`` returns a plugin model class or None;
+    ``config_from_dict(plain)`` rebuilds a Config from a checkpoint's plain config.
+    """
+    if _APPLIED:
+        return
+    numpy_aliases()
+    lazy_ray()
+    model_lookup(find_plugin_model)
+    weights_only_checkpoints(config_from_dict)
+    autoencoder_dataloader()
+    _APPLIED.append(True)

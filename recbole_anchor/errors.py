@@ -1,0 +1,30 @@
+"""User-facing errors.
+
+Every error a user can cause by bad input (a model name, a dataset path, a config
+value, a checkpoint) is one of these. Each message is one line that names the
+problem and the fix; the command-line entry points print it without a traceback.
+"""
+
+
+class RecBoleAnchorError(Exception):
+    """Base class of the errors the command line reports as one line."""
+
+
+class UnknownModelError(RecBoleAnchorError, ValueError):
+    """A model name that is neither a plugin model nor a RecBole model."""
+
+
+class DatasetNotFoundError(RecBoleAnchorError, FileNotFoundError):
+    """The atomic files of a dataset are not where the config says they are."""
+
+
+class MalformedDatasetError(RecBoleAnchorError, ValueError):
+    """An atomic file exists but cannot be read as RecBole atomic data."""
+
+
+class InvalidConfigError(RecBoleAnchorError, ValueError):
+    """A config value is outside its valid range or of the wrong type."""
+
+
+class CheckpointError(RecBoleAnchorError, ValueError):
+    """A checkpoint file cannot be loaded safely."""

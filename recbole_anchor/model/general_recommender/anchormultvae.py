@@ -1,0 +1,218 @@
+r"""
+AnchorMultVAE
+################################################
+Reference:
+    "On the Mechanisms of Collaborative Learning in VAE Recommenders", ICLR 2026
+    (arXiv 2511.06781): Mult-VAE plus the anchor (PIA) term.
+
+    Dawen Liang et al. "Variational Autoencoders for Collaborative Filtering", WWW 2018.
+
+For a user's binary item row :math:`x` (the user's training items :math:`S`):
+
+.. math::
+
+    \tilde x &= \operatorname{dropout}_p(x / \lVert x \rVert_2)
+        \quad\text{(input masking)} \\
+    (\mu, \log\sigma^2) &= f_\phi(\tilde x), \qquad
+        z = \mu + \sigma \odot \epsilon,\ \epsilon \sim \mathcal N(0, I) \\
+    \mathcal L &= \underbrace{-\textstyle\sum_i x_i \log \operatorname{softmax}(g_\theta(z))_i}_{\text{multinomial NLL}}
+        + \beta_t\,\mathrm{KL}\big(q(z\mid\tilde x)\,\Vert\,\mathcal N(0, I)\big)
+        + \lambda_A(t)\, L_A
+
+with :math:`\beta_t = \min(\text{anneal\_cap}, t / \text{total\_anneal\_steps})` and
+:math:`L_A` the anchor loss of :class:`recbole_anchor.model.anchor.ItemAnchors`.
+With ``anchor_weight: 0`` the model is exactly Mult-VAE. Inference scores items with
+:math:`g_\theta(\mu)` of the unmasked input.
+"""
+import numbers
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import AutoEncoderMixin, GeneralRecommender
+from recbole.model.init import xavier_normal_initialization
+from recbole.utils import InputType
+
+from recbole_anchor.errors import InvalidConfigError
+from recbole_anchor.model.anchor import ANCHOR_TERMS, ItemAnchors, anchor_weight_at
+
+
+def _mlp(dims):
+    """Linear layers of sizes ``dims`` with tanh between them (not after the last)."""
+    layers = []
+    for index, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(d_in, d_out))
+        if index < len(dims) - 2:
+            layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin):
+    r"""Mult-VAE with input masking, annealed :math:`\beta`-KL and learnable item
+    anchors (PIA). Trained with RecBole's per-user loader, one row per user."""
+
+    input_type = InputType.PAIRWISE
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.hidden_dims = list(config["mlp_hidden_size"])
+        self.latent_dim = int(config["latent_dimension"])
+        self.dropout_prob = float(config["dropout_prob"])
+        self.anneal_cap = float(config["anneal_cap"])
+        self.total_anneal_steps = int(config["total_anneal_steps"])
+        self.anchor_weight = float(config["anchor_weight"])
+        self.anchor_warmup_steps = int(config["anchor_warmup_steps"])
+
+        self._register_user_rows(dataset)
+        # Training steps taken; drives the beta and anchor-weight schedules and is
+        # saved with the weights so a resumed run continues both schedules.
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+        # Liang et al.: encoder [n_items, *hidden, 2 * latent] -> (mu, logvar),
+        # decoder [latent, *reversed(hidden), n_items].
+        self.encoder = _mlp([self.n_items] + self.hidden_dims + [2 * self.latent_dim])
+        self.decoder = _mlp([self.latent_dim] + self.hidden_dims[::-1] + [self.n_items])
+        self.apply(xavier_normal_initialization)
+        # Created last, from its own generator: the encoder and decoder start the
+        # same whatever the anchor settings.
+        self.anchor = ItemAnchors(
+            self.n_items,
+            self.latent_dim,
+            init_std=float(config["anchor_init_std"]),
+            terms=config["anchor_terms"] or (),
+            seed=config["seed"] or 0,
+        )
+
+    @staticmethod
+    def check_config(config):
+        """Raise InvalidConfigError for hyperparameters outside their valid range."""
+
+        def fail(key, requirement):
+            raise InvalidConfigError(
+                f"invalid {key}={config[key]!r}: it must be {requirement}; "
+                f"set --{key}=... or fix it in your config file"
+            )
+
+        def number(key):
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                fail(key, "a number")
+            return value
+
+        hidden = config["mlp_hidden_size"]
+        if not isinstance(hidden, (list, tuple)) or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden
+        ):
+            fail("mlp_hidden_size", "a list of positive integers, e.g. [600]")
+        latent = config["latent_dimension"]
+        if isinstance(latent, bool) or not isinstance(latent, int) or latent <= 0:
+            fail("latent_dimension", "a positive integer")
+        if not 0 <= number("dropout_prob") < 1:
+            fail("dropout_prob", "in [0, 1)")
+        for key in ("anchor_weight", "anchor_init_std", "anneal_cap"):
+            if number(key) < 0:
+                fail(key, ">= 0")
+        for key in ("total_anneal_steps", "anchor_warmup_steps"):
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                fail(key, "an integer >= 0")
+        terms = config["anchor_terms"]
+        if terms is not None and (
+            not isinstance(terms, (list, tuple)) or not set(terms) <= set(ANCHOR_TERMS)
+        ):
+            fail("anchor_terms", f"a list drawn from {list(ANCHOR_TERMS)}")
+
+    # ----------------------------------------------------------------- user rows
+    def _register_user_rows(self, dataset):
+        """Keep the training interactions as CSR (indptr, indices) on the device."""
+        matrix = dataset.inter_matrix(form="csr").astype("float32")
+        matrix.sum_duplicates()
+        self.register_buffer(
+            "_row_ptr", torch.from_numpy(matrix.indptr.astype("int64")), persistent=False
+        )
+        self.register_buffer(
+            "_row_items", torch.from_numpy(matrix.indices.astype("int64")), persistent=False
+        )
+
+    def get_rating_matrix(self, user):
+        r"""Binary rows :math:`x_u` (B x n_items) of the users ``user`` (B,), built
+        from the CSR interaction matrix with one scatter, no loop over users."""
+        user = user.to(self._row_ptr.device)
+        start, end = self._row_ptr[user], self._row_ptr[user + 1]
+        counts = end - start
+        rows = torch.repeat_interleave(torch.arange(len(user), device=user.device), counts)
+        offsets = torch.arange(int(counts.sum()), device=user.device) - torch.repeat_interleave(
+            torch.cumsum(counts, 0) - counts, counts
+        )
+        items = self._row_items[torch.repeat_interleave(start, counts) + offsets]
+        matrix = torch.zeros(len(user), self.n_items, device=user.device)
+        matrix[rows, items] = 1.0
+        return matrix
+
+    # ------------------------------------------------------------------- the VAE
+    def encode(self, rows, mask=None):
+        r""":math:`(\mu, \log\sigma^2) = f_\phi(\operatorname{dropout}(x/\lVert x\rVert))`;
+        the dropout (input masking) applies when ``mask`` (default: in training)."""
+        h = F.normalize(rows, dim=1)
+        if self.training if mask is None else mask:
+            h = F.dropout(h, self.dropout_prob, training=True)
+        h = self.encoder(h)
+        return h[:, : self.latent_dim], h[:, self.latent_dim :]
+
+    def reparameterize(self, mu, logvar):
+        r""":math:`z = \mu + \exp(\tfrac12\log\sigma^2)\,\epsilon`, :math:`\epsilon \sim
+        \mathcal N(0, I)` in training; :math:`z = \mu` in evaluation."""
+        if not self.training:
+            return mu
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def forward(self, rows):
+        """Item logits, mu and logvar for binary user rows."""
+        mu, logvar = self.encode(rows)
+        return self.decoder(self.reparameterize(mu, logvar)), mu, logvar
+
+    def kl_beta(self, step):
+        r""":math:`\beta_t = \min(\text{anneal\_cap}, t / \text{total\_anneal\_steps})`."""
+        if self.total_anneal_steps <= 0:
+            return self.anneal_cap
+        return min(self.anneal_cap, step / self.total_anneal_steps)
+
+    @staticmethod
+    def multinomial_nll(logits, rows):
+        r""":math:`-\sum_i x_i \log\operatorname{softmax}(\text{logits})_i`, batch mean."""
+        return -(F.log_softmax(logits, dim=1) * rows).sum(dim=1).mean()
+
+    @staticmethod
+    def kl_divergence(mu, logvar):
+        r""":math:`\tfrac12\sum_j(\mu_j^2 + \sigma_j^2 - 1 - \log\sigma_j^2)`, batch mean."""
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
+
+    def calculate_loss(self, interaction):
+        r"""Returns (NLL, :math:`\beta_t` KL, :math:`\lambda_A(t) L_A`); RecBole's trainer
+        sums them and logs each. Each training call advances the step by one."""
+        rows = self.get_rating_matrix(interaction[self.USER_ID])
+        step = int(self.step)
+        if self.training:
+            self.step += 1
+        logits, mu, logvar = self.forward(rows)
+        nll = self.multinomial_nll(logits, rows)
+        kl = self.kl_beta(step) * self.kl_divergence(mu, logvar)
+        weight = anchor_weight_at(step, self.anchor_weight, self.anchor_warmup_steps)
+        if weight > 0:
+            anchor = weight * self.anchor(rows, mu, logvar).mean()
+        else:
+            anchor = torch.zeros((), device=nll.device)
+        return nll, kl, anchor
+
+    def predict(self, interaction):
+        """Scores of the (user, item) pairs in ``interaction``."""
+        scores = self.full_sort_predict(interaction).view(-1, self.n_items)
+        item = interaction[self.ITEM_ID]
+        return scores[torch.arange(len(item), device=scores.device), item]
+
+    def full_sort_predict(self, interaction):
+        r"""Scores :math:`g_\theta(\mu(x_u))` of all items for each user, flattened;
+        no masking, no sampling, no anchors."""
+        rows = self.get_rating_matrix(interaction[self.USER_ID])
+        mu, _ = self.encode(rows, mask=False)
+        return self.decoder(mu).view(-1)

@@ -1,0 +1,93 @@
+"""Train and test any model, plugin or RecBole, the way RecBole's quick start does."""
+import sys
+from collections import OrderedDict
+from logging import getLogger
+
+from recbole.data import create_dataset, data_preparation
+from recbole.data.transform import construct_transform
+from recbole.quick_start import load_data_and_model  # noqa: F401  (patched in compat)
+from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
+
+from recbole_anchor.config import Config
+from recbole_anchor.data.atomic_files import check_dataset_files
+from recbole_anchor.registry import get_model, get_trainer
+
+
+def run_recbole_anchor(
+    model=None,
+    dataset=None,
+    config_file_list=None,
+    config_dict=None,
+    saved=True,
+    cmd_args=None,
+):
+    r"""Train ``model`` on ``dataset``, then test it; RecBole's ``run_recbole`` for
+    plugin and RecBole models alike.
+
+    Args:
+        model (str): model name, e.g. ``"AnchorMultVAE"`` or any RecBole model.
+        dataset (str): dataset name; its atomic files are read from
+            ``data_path/<dataset>/`` (``ml-100k`` falls back to RecBole's bundled copy).
+        config_file_list (list of str): yaml config files.
+        config_dict (dict): config overrides.
+        saved (bool): save the best checkpoint and test it.
+        cmd_args (list of str): ``--key=value`` overrides; ``None`` reads ``sys.argv``
+            like RecBole.
+
+    Returns:
+        dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result`` and
+        ``test_result``, as RecBole's ``run_recbole`` returns.
+    """
+    config = Config(
+        model=model,
+        dataset=dataset,
+        config_file_list=config_file_list,
+        config_dict=config_dict,
+        cmd_args=cmd_args,
+    )
+    check_dataset_files(config)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    transform = construct_transform(config)
+    flops = get_flops(model, dataset, config["device"], logger, transform)
+    logger.info(set_color("FLOPs", "blue") + f": {flops}")
+
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+    )
+    test_result = trainer.evaluate(
+        test_data, load_best_model=saved, show_progress=config["show_progress"]
+    )
+
+    logger.info(
+        "The running environment of this training is as follows:\n"
+        + get_environment(config).draw()
+    )
+    best_valid_result, test_result = _plain(best_valid_result), _plain(test_result)
+    logger.info(set_color("best valid ", "yellow") + f": {dict(best_valid_result or {})}")
+    logger.info(set_color("test result", "yellow") + f": {dict(test_result or {})}")
+    return {
+        "best_valid_score": float(best_valid_score),
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
+    }
+
+
+def _plain(result):
+    """Metric values as Python floats (RecBole returns numpy scalars)."""
+    if result is None:
+        return None
+    return OrderedDict((key, float(value)) for key, value in result.items())
