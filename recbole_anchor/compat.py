@@ -32,6 +32,10 @@ Patches:
    per-user loader.
 5. ``model_lookup``: ``recbole.utils.get_model`` only searches ``recbole.model``. It now
    asks the plugin first, so RecBole's own helpers resolve plugin model names.
+6. ``pandas_fill_nan``: ``Dataset._fill_nan`` fills missing values with
+   ``feat[field].fillna(..., inplace=True)``, which pandas 3 (Copy-on-Write) turns into
+   a silent no-op, so missing token and float feature values stay NaN (no upstream
+   issue; RecBole predates pandas 3). Replaced by column assignment.
 """
 import contextlib
 import importlib
@@ -211,6 +215,32 @@ def autoencoder_dataloader():
     importlib.import_module("recbole.data").get_dataloader = get_dataloader
 
 
+def _fill_nan(self):
+    """Missing token values become 0 ([PAD]); missing float values the field's mean;
+    missing sequences empty arrays (RecBole's ``Dataset._fill_nan``, pandas-3-safe)."""
+    from recbole.utils.enum_type import FeatureType
+
+    for feat_name in self.feat_name_list:
+        feat = getattr(self, feat_name)
+        for field in feat:
+            ftype = self.field2type[field]
+            if ftype == FeatureType.TOKEN:
+                feat[field] = feat[field].fillna(value=0)
+            elif ftype == FeatureType.FLOAT:
+                feat[field] = feat[field].fillna(value=feat[field].mean())
+            else:
+                dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
+                feat[field] = feat[field].apply(
+                    lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x
+                )
+
+
+def pandas_fill_nan():
+    from recbole.data.dataset.dataset import Dataset
+
+    Dataset._fill_nan = _fill_nan
+
+
 def model_lookup(find_plugin_model):
     """Make RecBole's ``get_model`` try ``find_plugin_model(name)`` first."""
 
@@ -242,4 +272,5 @@ def apply(find_plugin_model, config_from_dict):
     model_lookup(find_plugin_model)
     weights_only_checkpoints(config_from_dict)
     autoencoder_dataloader()
+    pandas_fill_nan()
     _APPLIED.append(True)

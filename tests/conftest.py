@@ -1,0 +1,49 @@
+import sys
+
+import pytest
+from recbole.data import create_dataset, data_preparation
+from recbole.utils import init_seed
+
+import recbole_anchor  # noqa: F401  (applies the RecBole workarounds)
+from recbole_anchor.config import Config
+
+# Small, fast settings for tests on the bundled ml-100k.
+FAST = {
+    "show_progress": False,
+    "state": "ERROR",
+    "eval_batch_size": 2_000_000,
+    "checkpoint_dir": "saved",
+}
+
+
+@pytest.fixture(autouse=True)
+def _plain_argv(monkeypatch):
+    """RecBole's Config reads sys.argv; keep pytest's own flags out of it."""
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """Run in a temporary folder: RecBole writes ./log, ./saved, ./log_tensorboard."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def make_config(model="AnchorMultVAE", dataset="ml-100k", **overrides):
+    return Config(model=model, dataset=dataset, config_dict={**FAST, **overrides}, cmd_args=[])
+
+
+def prepare(config):
+    """Dataset and (train, valid, test) loaders for a config, seeded as RecBole's
+    quick start does."""
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    return dataset, data_preparation(config, dataset)
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    """AnchorMultVAE config, dataset and loaders on ml-100k, built once."""
+    config = make_config()
+    dataset, loaders = prepare(config)
+    return config, dataset, loaders

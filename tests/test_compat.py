@@ -1,0 +1,164 @@
+"""One test (at least) per RecBole workaround in recbole_anchor.compat."""
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from recbole.data.dataloader import TrainDataLoader, UserDataLoader
+from recbole.model.general_recommender.multivae import MultiVAE
+
+import recbole.utils
+from recbole.config import configurator
+from recbole_anchor import checkpoint, compat
+from recbole_anchor.errors import CheckpointError
+from recbole_anchor.model.general_recommender import AnchorMultVAE
+from recbole_anchor.registry import get_model, get_trainer
+
+from conftest import make_config, prepare
+
+
+def _fit(config, epochs=1):
+    config["epochs"] = epochs
+    dataset, (train_data, valid_data, test_data) = prepare(config)
+    torch.manual_seed(0)
+    model = get_model(config["model"])(config, train_data._dataset)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+    return trainer, test_data
+
+
+def test_runs_on_numpy_2_and_torch_2_6_or_later():
+    assert int(np.__version__.split(".")[0]) >= 2
+    assert tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 6)
+
+
+def test_numpy_aliases_work_on_numpy_2():
+    configurator.Config.compatibility_settings(None)  # RecBole's own raised here
+    assert np.long is not None and np.bool is np.bool_
+    # RecBole's GAUC metric builds arrays with np.bool.
+    from recbole.evaluator.metrics import GAUC
+
+    value = GAUC(make_config()).metric_info(
+        np.array([3.0, 5.0]), np.array([10, 10]), np.array([2, 2])
+    )
+    assert 0 <= value <= 1
+
+
+def test_recbole_quick_start_imports_without_ray():
+    code = textwrap.dedent(
+        """
+        import sys
+        import recbole_anchor
+        import recbole.quick_start as qs
+        assert "ray" not in sys.modules, "ray was imported at module load"
+        try:
+            qs.quick_start.tune.report
+        except ImportError as err:
+            assert "Ray Tune is not usable" in str(err)
+        print("ok")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_checkpoints_load_weights_only_and_evaluate_loads_best(workdir):
+    trainer, test_data = _fit(make_config("EASE"))
+    state = torch.load(trainer.saved_model_file, weights_only=True)
+    assert state["config"]["model"] == "EASE"
+    fresh = trainer.evaluate(test_data, load_best_model=False)
+    reloaded = trainer.evaluate(test_data, load_best_model=True)
+    assert dict(fresh) == dict(reloaded)
+
+
+def test_load_data_and_model_rebuilds_a_plugin_model(workdir):
+    from recbole.quick_start import load_data_and_model
+
+    trainer, test_data = _fit(make_config("AnchorMultVAE"))
+    config, model, _, _, _, test2 = load_data_and_model(trainer.saved_model_file)
+    assert isinstance(model, AnchorMultVAE) and config["model"] == "AnchorMultVAE"
+    trainer.model.eval(), model.eval()
+    users = {model.USER_ID: torch.arange(1, 20)}
+    assert torch.equal(trainer.model.full_sort_predict(users), model.full_sort_predict(users))
+
+
+def test_resume_continues_from_the_checkpoint(workdir):
+    trainer, _ = _fit(make_config("AnchorMultVAE", epochs=2), epochs=2)
+    config = make_config("AnchorMultVAE", epochs=3)
+    dataset, (train_data, valid_data, _) = prepare(config)
+    model = AnchorMultVAE(config, train_data._dataset)
+    resumed = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    resumed.resume_checkpoint(trainer.saved_model_file)
+    assert resumed.start_epoch == 2
+    assert int(model.step) == int(trainer.model.step) == 2 * len(train_data)
+    assert resumed.optimizer.state_dict()["state"], "optimizer state not restored"
+    resumed.fit(train_data, valid_data, saved=True, show_progress=False)
+    assert int(model.step) == 3 * len(train_data)
+
+
+def test_pickled_recbole_checkpoints_need_explicit_trust(workdir):
+    config = make_config("MultiVAE")
+    legacy = workdir / "legacy.pth"
+    torch.save({"config": config, "state_dict": {}, "epoch": 0}, legacy)
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        checkpoint.load_checkpoint(legacy)
+    state = checkpoint.load_checkpoint(legacy, trust_checkpoint=True)
+    assert state["config"]["model"] == "MultiVAE"
+
+
+def test_config_plain_data_round_trip():
+    config = make_config()
+    plain = checkpoint.config_to_plain(config)
+    restored = checkpoint.decode_plain(plain)
+    assert restored["MODEL_TYPE"] == config["MODEL_TYPE"]
+    assert restored["device"] == config["device"]
+    assert restored["eval_args"] == config["eval_args"]
+
+
+class MyVAE(MultiVAE):
+    """An autoencoder that RecBole's hard-coded loader table does not know."""
+
+
+@pytest.mark.parametrize(
+    "model,loader",
+    [("AnchorMultVAE", UserDataLoader), (MyVAE, UserDataLoader), ("BPR", TrainDataLoader)],
+)
+def test_autoencoders_get_the_per_user_loader(model, loader):
+    from recbole.data.utils import get_dataloader
+
+    assert get_dataloader(make_config(model), "train") is loader
+
+
+def test_recbole_get_model_knows_plugin_models():
+    assert recbole.utils.get_model("AnchorMultVAE") is AnchorMultVAE
+    assert configurator.get_model("AnchorMultVAE") is AnchorMultVAE
+    assert recbole.utils.get_model("MultiVAE") is MultiVAE
+    assert compat.recbole_get_model("MultiVAE") is MultiVAE
+
+
+def test_missing_feature_values_are_filled(tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    inter = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u in range(1, 6) for i in range(1, 5)]
+    (folder / "tiny.inter").write_text("\n".join(inter) + "\n")
+    (folder / "tiny.item").write_text(
+        "item_id:token\tprice:float\tbrand:token\n1\t1.0\ta\n2\t\tb\n3\t3.0\t\n4\t5.0\ta\n"
+    )
+    config = make_config(
+        "BPR",
+        dataset="tiny",
+        data_path=str(tmp_path),
+        load_col={"inter": ["user_id", "item_id"], "item": ["item_id", "price", "brand"]},
+    )
+    from recbole.data import create_dataset
+
+    dataset = create_dataset(config)
+    feat = dataset.item_feat  # a DataFrame until the dataset is built
+    assert not feat["price"].isna().any() and not feat["brand"].isna().any()
+    by_item = feat.set_index("item_id")
+    assert math.isclose(by_item.loc[dataset.token2id("item_id", "2"), "price"], 3.0)  # mean
+    assert by_item.loc[dataset.token2id("item_id", "3"), "brand"] == 0  # [PAD]
