@@ -33,6 +33,7 @@ setup(
         "numpy>=2",
         "scipy",
         "pyyaml",
+        "hyperopt>=0.2.7",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={

@@ -1,0 +1,148 @@
+"""Hyperparameter tuning for plugin and RecBole models with RecBole's ``HyperTuning``.
+
+Each trial trains and tests one configuration through :class:`recbole_anchor.config.Config`,
+so plugin models get their defaults and presets. A trial that fails is recorded with
+its one-line reason and the search goes on. Every finished trial is appended to a CSV
+table at once, so an interrupted search keeps what it finished.
+"""
+import csv
+import logging
+import os
+from logging import getLogger
+
+import yaml
+from recbole.data import create_dataset, data_preparation
+from recbole.trainer.hyper_tuning import HyperTuning
+from recbole.utils import init_logger, init_seed
+
+from recbole_anchor.config import Config
+from recbole_anchor.data.atomic_files import check_dataset_files
+from recbole_anchor.errors import InvalidConfigError
+from recbole_anchor.registry import get_model, get_trainer
+
+ALGOS = ("exhaustive", "random", "bayes")
+
+
+def as_lists(value):
+    """hyperopt hands list-valued choices back as tuples; RecBole models want lists."""
+    if isinstance(value, (list, tuple)):
+        return [as_lists(v) for v in value]
+    if isinstance(value, dict):
+        return {key: as_lists(v) for key, v in value.items()}
+    return value
+
+
+def objective_function(config_dict=None, config_file_list=None, saved=True):
+    """Train and test one configuration; RecBole's ``objective_function`` with the
+    plugin's Config and without Ray (``tune.report``)."""
+    config = Config(config_dict=config_dict, config_file_list=config_file_list, cmd_args=[])
+    check_dataset_files(config)
+    init_seed(config["seed"], config["reproducibility"])
+    logger = getLogger()
+    for handler in logger.handlers[:]:
+        logger.removeHandler(handler)
+    init_logger(config)
+    logging.basicConfig(level=logging.ERROR)
+    dataset = create_dataset(config)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, verbose=False, saved=saved
+    )
+    test_result = trainer.evaluate(test_data, load_best_model=saved)
+    return {
+        "model": config["model"],
+        "best_valid_score": float(best_valid_score),
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
+        "test_result": {k: float(v) for k, v in (test_result or {}).items()},
+    }
+
+
+def check_exhaustive_space(space):
+    """Exhaustive search enumerates ``choice`` parameters only."""
+    from hyperopt.pyll.base import as_apply, dfs
+
+    # hp.choice is hyperopt_param(name, randint(n)); anything else cannot be enumerated.
+    others = sorted(
+        {
+            node.pos_args[0].obj
+            for node in dfs(as_apply(space))
+            if node.name == "hyperopt_param" and node.pos_args[1].name != "randint"
+        }
+    )
+    if others:
+        raise InvalidConfigError(
+            f"exhaustive search enumerates `choice` parameters only, but {others} are "
+            "not choices; use --algo=random or --algo=bayes"
+        )
+
+
+class AnchorHyperTuning(HyperTuning):
+    """RecBole's HyperTuning that survives failed trials and logs every trial.
+
+    Args:
+        trials_file (str): CSV file that receives one row per finished trial
+            (parameters, status, reason, validation score, test metrics).
+        others: as RecBole's ``HyperTuning``.
+    """
+
+    def __init__(self, objective_function, trials_file=None, **kwargs):
+        super().__init__(objective_function, **kwargs)
+        self.trials_file = trials_file
+        self.trials = []
+
+    def trial(self, params):
+        import hyperopt
+
+        params = as_lists(params)
+        try:
+            outcome = super().trial(params)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # a failed trial must not end the search
+            reason = (str(err).strip().splitlines() or [""])[0]
+            self._record(params, "failed", f"{type(err).__name__}: {reason}", None)
+            print(f"trial failed: {type(err).__name__}: {reason}")
+            return {"status": hyperopt.STATUS_FAIL, "loss": None}
+        self._record(params, "ok", "", self.params2result[self.params2str(params)])
+        return outcome
+
+    def _record(self, params, status, reason, result):
+        row = {"trial": len(self.trials) + 1, **{k: repr(v) for k, v in params.items()}}
+        row.update(status=status, reason=reason)
+        if result is not None:
+            row["best_valid_score"] = result["best_valid_score"]
+            row.update({f"test_{k}": v for k, v in result["test_result"].items()})
+        self.trials.append(row)
+        if self.trials_file:
+            _write_csv(self.trials_file, self.trials)
+
+    def export_best(self, path):
+        """Write the best parameters and their results as yaml."""
+        best = None
+        if self.best_params is not None:
+            result = self.params2result[self.params2str(self.best_params)]
+            best = {
+                "best_params": as_lists(self.best_params),
+                "best_valid_score": result["best_valid_score"],
+                "best_valid_result": result["best_valid_result"],
+                "test_result": result["test_result"],
+            }
+        with open(path, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(best or {"best_params": None}, handle, sort_keys=False)
+
+
+def _write_csv(path, rows):
+    """Rewrite the trials table (rows may add columns) through a temporary file."""
+    columns = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    tmp_path = path + ".tmp"
+    with open(tmp_path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp_path, path)
