@@ -18,12 +18,21 @@ user's full (unmasked) training item set. All three parts are computed for a bat
 from two products of the binary user rows :math:`X` with :math:`E` and with the
 anchors' squared norms, with no loop over users. The anchors take part in training
 only; inference uses the encoder mean and never reads them.
+
+:class:`AnchorRegularized` is the mixin through which a VAE recommender of the plugin
+composes the term: it builds the anchors from the config keys ``ANCHOR_CONFIG_KEYS``,
+validates them, and gives the weighted term :math:`\lambda_A(t)\,L_A`.
 """
 import torch
 import torch.nn as nn
 
+from recbole_anchor.model.config_checks import check_int_at_least, check_nonnegative, fail
+
 #: The parts of L_A, in the order of the closed form.
 ANCHOR_TERMS = ("pull", "variance", "spread")
+
+#: The config keys of the anchor term, the same for every model that composes it.
+ANCHOR_CONFIG_KEYS = ("anchor_weight", "anchor_warmup_steps", "anchor_init_std", "anchor_terms")
 
 
 class ItemAnchors(nn.Module):
@@ -89,3 +98,53 @@ def anchor_weight_at(step, anchor_weight, warmup_steps):
     if warmup_steps <= 0:
         return float(anchor_weight)
     return float(anchor_weight) * min(1.0, step / warmup_steps)
+
+
+class AnchorRegularized:
+    r"""Mixin giving a Gaussian-posterior VAE recommender the anchor term.
+
+    The model calls :meth:`build_anchors` in its ``__init__`` (after its own weights
+    are initialised), calls :meth:`check_anchor_config` from its ``check_config``,
+    and adds :meth:`anchor_loss` :math:`= \lambda_A(t)\,\frac1B\sum_u L_A(u)` to
+    its training loss. Config keys (``ANCHOR_CONFIG_KEYS``):
+
+    - ``anchor_weight`` :math:`\lambda_A \ge 0`; 0 turns the term off exactly.
+    - ``anchor_warmup_steps`` :math:`T_{warm} \ge 0`: :math:`\lambda_A` grows
+      linearly from 0 over that many training steps; 0 = no warm-up.
+    - ``anchor_init_std`` :math:`\ge 0`: std of the initial anchors.
+    - ``anchor_terms``: the parts of :math:`L_A` to use, drawn from ``ANCHOR_TERMS``.
+    """
+
+    def build_anchors(self, config, latent_dim):
+        """Read the anchor keys of ``config`` and create ``self.anchor``, the item
+        anchors of dimension ``latent_dim`` (from their own generator, so the
+        model's other weights start the same whatever the anchor settings)."""
+        self.anchor_weight = float(config["anchor_weight"])
+        self.anchor_warmup_steps = int(config["anchor_warmup_steps"])
+        self.anchor = ItemAnchors(
+            self.n_items,
+            latent_dim,
+            init_std=float(config["anchor_init_std"]),
+            terms=config["anchor_terms"] or (),
+            seed=config["seed"] or 0,
+        )
+
+    @staticmethod
+    def check_anchor_config(config):
+        """Raise InvalidConfigError for an anchor key outside its valid range."""
+        check_nonnegative(config, "anchor_weight", "anchor_init_std")
+        check_int_at_least(config, 0, "anchor_warmup_steps")
+        terms = config["anchor_terms"]
+        if terms is not None and (
+            not isinstance(terms, (list, tuple)) or not set(terms) <= set(ANCHOR_TERMS)
+        ):
+            fail(config, "anchor_terms", f"a list drawn from {list(ANCHOR_TERMS)}")
+
+    def anchor_loss(self, rows, mu, logvar, step):
+        r""":math:`\lambda_A(t)\,\frac1B\sum_u L_A(u)` at training step ``step`` for
+        binary user rows ``rows`` (each user's full item set) and the posterior
+        ``mu``, ``logvar``; a zero that reaches no parameter when the weight is 0."""
+        weight = anchor_weight_at(step, self.anchor_weight, self.anchor_warmup_steps)
+        if weight > 0:
+            return weight * self.anchor(rows, mu, logvar).mean()
+        return torch.zeros((), device=mu.device)

@@ -24,8 +24,6 @@ with :math:`\beta_t = \min(\text{anneal\_cap}, t / \text{total\_anneal\_steps})`
 With ``anchor_weight: 0`` the model is exactly Mult-VAE. Inference scores items with
 :math:`g_\theta(\mu)` of the unmasked input.
 """
-import numbers
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -33,8 +31,14 @@ from recbole.model.abstract_recommender import AutoEncoderMixin, GeneralRecommen
 from recbole.model.init import xavier_normal_initialization
 from recbole.utils import InputType
 
-from recbole_anchor.errors import InvalidConfigError
-from recbole_anchor.model.anchor import ANCHOR_TERMS, ItemAnchors, anchor_weight_at
+from recbole_anchor.model.anchor import AnchorRegularized
+from recbole_anchor.model.config_checks import (
+    check_dropout,
+    check_int_at_least,
+    check_nonnegative,
+    fail,
+    is_int,
+)
 
 
 def _mlp(dims):
@@ -47,7 +51,7 @@ def _mlp(dims):
     return nn.Sequential(*layers)
 
 
-class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin):
+class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
     r"""Mult-VAE with input masking, annealed :math:`\beta`-KL and learnable item
     anchors (PIA). Trained with RecBole's per-user loader, one row per user."""
 
@@ -60,8 +64,6 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin):
         self.dropout_prob = float(config["dropout_prob"])
         self.anneal_cap = float(config["anneal_cap"])
         self.total_anneal_steps = int(config["total_anneal_steps"])
-        self.anchor_weight = float(config["anchor_weight"])
-        self.anchor_warmup_steps = int(config["anchor_warmup_steps"])
 
         self._register_user_rows(dataset)
         # Training steps taken; drives the beta and anchor-weight schedules and is
@@ -75,52 +77,19 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin):
         self.apply(xavier_normal_initialization)
         # Created last, from its own generator: the encoder and decoder start the
         # same whatever the anchor settings.
-        self.anchor = ItemAnchors(
-            self.n_items,
-            self.latent_dim,
-            init_std=float(config["anchor_init_std"]),
-            terms=config["anchor_terms"] or (),
-            seed=config["seed"] or 0,
-        )
+        self.build_anchors(config, self.latent_dim)
 
     @staticmethod
     def check_config(config):
         """Raise InvalidConfigError for hyperparameters outside their valid range."""
-
-        def fail(key, requirement):
-            raise InvalidConfigError(
-                f"invalid {key}={config[key]!r}: it must be {requirement}; "
-                f"set --{key}=... or fix it in your config file"
-            )
-
-        def number(key):
-            value = config[key]
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                fail(key, "a number")
-            return value
-
         hidden = config["mlp_hidden_size"]
-        if not isinstance(hidden, (list, tuple)) or not all(
-            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden
-        ):
-            fail("mlp_hidden_size", "a list of positive integers, e.g. [600]")
-        latent = config["latent_dimension"]
-        if isinstance(latent, bool) or not isinstance(latent, int) or latent <= 0:
-            fail("latent_dimension", "a positive integer")
-        if not 0 <= number("dropout_prob") < 1:
-            fail("dropout_prob", "in [0, 1)")
-        for key in ("anchor_weight", "anchor_init_std", "anneal_cap"):
-            if number(key) < 0:
-                fail(key, ">= 0")
-        for key in ("total_anneal_steps", "anchor_warmup_steps"):
-            value = config[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                fail(key, "an integer >= 0")
-        terms = config["anchor_terms"]
-        if terms is not None and (
-            not isinstance(terms, (list, tuple)) or not set(terms) <= set(ANCHOR_TERMS)
-        ):
-            fail("anchor_terms", f"a list drawn from {list(ANCHOR_TERMS)}")
+        if not isinstance(hidden, (list, tuple)) or not all(is_int(h) and h > 0 for h in hidden):
+            fail(config, "mlp_hidden_size", "a list of positive integers, e.g. [600]")
+        check_int_at_least(config, 1, "latent_dimension")
+        check_dropout(config)
+        check_nonnegative(config, "anneal_cap")
+        check_int_at_least(config, 0, "total_anneal_steps")
+        AnchorRegularized.check_anchor_config(config)
 
     # ----------------------------------------------------------------- user rows
     def _register_user_rows(self, dataset):
@@ -197,12 +166,7 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin):
         logits, mu, logvar = self.forward(rows)
         nll = self.multinomial_nll(logits, rows)
         kl = self.kl_beta(step) * self.kl_divergence(mu, logvar)
-        weight = anchor_weight_at(step, self.anchor_weight, self.anchor_warmup_steps)
-        if weight > 0:
-            anchor = weight * self.anchor(rows, mu, logvar).mean()
-        else:
-            anchor = torch.zeros((), device=nll.device)
-        return nll, kl, anchor
+        return nll, kl, self.anchor_loss(rows, mu, logvar, step)
 
     def predict(self, interaction):
         """Scores of the (user, item) pairs in ``interaction``."""
