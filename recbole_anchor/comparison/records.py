@@ -1,0 +1,43 @@
+"""One JSON record per finished (model, seed) run, written the moment it exists.
+
+A comparison is resumable because its state is nothing but these files: a rerun skips
+every (model, seed) that already has a record, and a crash or Ctrl-C loses nothing
+that finished. Records are written atomically (temporary file, fsync, rename).
+"""
+import json
+import os
+import re
+import tempfile
+
+
+class RecordStore:
+    """Records of a comparison, in ``<output_dir>/runs/<model>__seed<seed>.json``."""
+
+    def __init__(self, output_dir):
+        self.folder = os.path.join(output_dir, "runs")
+        os.makedirs(self.folder, exist_ok=True)
+
+    def path(self, model, seed):
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(model))
+        return os.path.join(self.folder, f"{safe}__seed{seed}.json")
+
+    def has(self, model, seed):
+        return os.path.isfile(self.path(model, seed))
+
+    def write(self, record):
+        path = self.path(record["model"], record["seed"])
+        fd, tmp_path = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(record, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_path, path)
+        except BaseException:
+            if os.path.exists(tmp_path):
+                os.unlink(tmp_path)
+            raise
+
+    def read(self, model, seed):
+        with open(self.path(model, seed), encoding="utf-8") as handle:
+            return json.load(handle)

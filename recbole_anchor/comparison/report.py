@@ -1,0 +1,187 @@
+"""Comparison tables from run records: CSV, Markdown, LaTeX and a plot.
+
+- ``comparison.csv``: one row per model, seed and metric (failed runs: empty value,
+  status ``failed`` and the reason);
+- ``comparison.md``: mean +- std over seeds per model and metric, best mean in bold,
+  then each model against the baseline: relative change of the mean and the p-value
+  of a paired Wilcoxon signed-rank test over test users, pooled over seeds;
+- ``comparison.tex``: the mean +- std table for papers (booktabs);
+- ``comparison.png``: each metric per model, bars at the mean with std error bars.
+"""
+import csv
+import math
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from recbole_anchor.comparison.significance import paired_wilcoxon, relative_change
+
+
+def summarize(records, models, metrics):
+    """{model: {metric: (mean, std, n)}} over the seeds of successful runs (sample std,
+    0 for one seed)."""
+    table = OrderedDict()
+    for model in models:
+        runs = [r for r in records if r["model"] == model and r["status"] == "ok"]
+        table[model] = {}
+        for metric in metrics:
+            values = np.array([r["test"][metric] for r in runs if metric in r["test"]])
+            if len(values):
+                std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+                table[model][metric] = (float(values.mean()), std, len(values))
+    return table
+
+
+def significance(records, models, metrics, baseline):
+    """{model: {metric: (relative change %, p-value)}} against ``baseline``, pairing
+    each seed's per-user test values; only seeds where both runs succeeded count."""
+    by_key = {(r["model"], r["seed"]): r for r in records if r["status"] == "ok"}
+    means = summarize(records, models, metrics)
+    result = OrderedDict()
+    for model in models:
+        if model == baseline:
+            continue
+        result[model] = {}
+        for metric in metrics:
+            ours, theirs = [], []
+            for (name, seed), record in by_key.items():
+                other = by_key.get((baseline, seed))
+                if name != model or other is None:
+                    continue
+                if metric in record.get("test_per_user", {}) and metric in other.get(
+                    "test_per_user", {}
+                ):
+                    ours += record["test_per_user"][metric]
+                    theirs += other["test_per_user"][metric]
+            if not ours or metric not in means[model] or metric not in means[baseline]:
+                continue
+            change = relative_change(means[model][metric][0], means[baseline][metric][0])
+            result[model][metric] = (change, paired_wilcoxon(ours, theirs))
+    return result
+
+
+def _best(table, metric, bigger=True):
+    scored = [(stats[metric][0], model) for model, stats in table.items() if metric in stats]
+    if not scored:
+        return None
+    return (max if bigger else min)(scored)[1]
+
+
+def _cell(stats, bold, fmt="md"):
+    mean, std, _ = stats
+    text = f"{mean:.4f} ± {std:.4f}" if fmt == "md" else f"{mean:.4f} $\\pm$ {std:.4f}"
+    if bold:
+        return f"**{text}**" if fmt == "md" else f"\\textbf{{{text}}}"
+    return text
+
+
+def _p_text(p):
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def write_csv(path, records, metrics):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "seed", "metric", "value", "status", "reason"])
+        for record in sorted(records, key=lambda r: (r["model"], r["seed"])):
+            for metric in metrics:
+                value = record.get("test", {}).get(metric, "") if record["status"] == "ok" else ""
+                writer.writerow(
+                    [record["model"], record["seed"], metric, value, record["status"],
+                     record.get("reason", "")]
+                )
+
+
+def markdown(records, models, metrics, baseline, title, group_rows=None):
+    """The comparison as Markdown (see the module docstring)."""
+    table = summarize(records, models, metrics)
+    seeds = sorted({r["seed"] for r in records})
+    lines = [f"# {title}", "", f"Test results, mean ± std over seeds {seeds}.", ""]
+    lines.append("| model | " + " | ".join(metrics) + " |")
+    lines.append("|---|" + "---|" * len(metrics))
+    for model in models:
+        cells = []
+        for metric in metrics:
+            stats = table[model].get(metric)
+            cells.append(_cell(stats, model == _best(table, metric)) if stats else "failed")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+
+    tests = significance(records, models, metrics, baseline)
+    if tests:
+        lines += ["", f"Against {baseline}: relative change of the mean, and the p-value of a "
+                  "paired Wilcoxon signed-rank test over test users pooled over seeds.", ""]
+        lines.append("| model | " + " | ".join(metrics) + " |")
+        lines.append("|---|" + "---|" * len(metrics))
+        for model, by_metric in tests.items():
+            cells = [
+                f"{by_metric[m][0]:+.1f}% ({_p_text(by_metric[m][1])})" if m in by_metric else "–"
+                for m in metrics
+            ]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    if group_rows:
+        lines += ["", group_rows]
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        lines += ["", "Failed runs:", ""]
+        lines += [f"- {r['model']}, seed {r['seed']}: {r.get('reason', '')}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def latex(records, models, metrics, caption):
+    table = summarize(records, models, metrics)
+    lines = [
+        "\\begin{table}[t]",
+        "\\centering",
+        f"\\caption{{{caption}}}",
+        "\\begin{tabular}{l" + "c" * len(metrics) + "}",
+        "\\toprule",
+        "Model & " + " & ".join(metrics) + " \\\\",
+        "\\midrule",
+    ]
+    for model in models:
+        cells = [
+            _cell(table[model][m], model == _best(table, m), fmt="tex") if m in table[model] else "--"
+            for m in metrics
+        ]
+        lines.append(f"{model} & " + " & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(path, records, models, metrics, title):
+    """Bars: metrics on the x axis, one bar per model at the mean, std error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = summarize(records, models, metrics)
+    width = 0.8 / max(len(models), 1)
+    figure, axes = plt.subplots(figsize=(max(6, 1.6 * len(metrics) * max(1, len(models) / 3)), 4))
+    positions = np.arange(len(metrics))
+    for index, model in enumerate(models):
+        means = [table[model].get(m, (math.nan, 0, 0))[0] for m in metrics]
+        stds = [table[model].get(m, (0, 0, 0))[1] for m in metrics]
+        axes.bar(positions + index * width - 0.4 + width / 2, means, width, yerr=stds,
+                 capsize=3, label=model)
+    axes.set_xticks(positions)
+    axes.set_xticklabels(metrics)
+    axes.set_ylabel("test value (mean ± std over seeds)")
+    axes.set_title(title)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(output_dir, records, models, metrics, baseline, title, group_rows=None):
+    """Write comparison.csv, .md, .tex and .png into ``output_dir``; return their paths."""
+    paths = {ext: os.path.join(output_dir, f"comparison.{ext}") for ext in ("csv", "md", "tex", "png")}
+    write_csv(paths["csv"], records, metrics)
+    with open(paths["md"], "w", encoding="utf-8") as handle:
+        handle.write(markdown(records, models, metrics, baseline, title, group_rows))
+    with open(paths["tex"], "w", encoding="utf-8") as handle:
+        handle.write(latex(records, models, metrics, title))
+    plot(paths["png"], records, models, metrics, title)
+    return paths
