@@ -34,7 +34,7 @@ setup(
         "scipy",
         "pyyaml",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={
         "console_scripts": ["recbole-anchor=recbole_anchor.cli:main"],
     },
