@@ -4,8 +4,8 @@ RecBole 1.2.1 is the last release and is unmaintained. ``apply()`` (called once 
 ``import recbole_anchor``) patches it so that it runs on numpy 2, torch >= 2.6 and
 setuptools >= 81, and so that RecBole's own helpers know the plugin's models. Each
 patch names the upstream problem it works around and has a test in
-``tests/test_compat.py`` (patches 7 to 10: ``tests/test_reliability.py``). Nothing here disables torch's weights-only loading
-process-wide or pins numpy below 2.
+``tests/test_compat.py`` (patches 7 to 10: ``tests/test_reliability.py``). Nothing
+here disables torch's weights-only loading process-wide or pins numpy below 2.
 
 Patches:
 
