@@ -35,7 +35,7 @@ setup(
         "pyyaml",
         "hyperopt>=0.2.7",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={
         "console_scripts": ["recbole-anchor=recbole_anchor.cli:main"],
     },

@@ -27,6 +27,21 @@ def build_parser():
     parser.add_argument(
         "--config_files", default=None, help="yaml config files, separated by spaces"
     )
+    parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue training from a checkpoint (e.g. saved/<run>-last.pth, written "
+        "after every epoch); pass the same config as the run that wrote it",
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        "--trust_checkpoint",
+        dest="trust_checkpoint",
+        action="store_true",
+        help="also load checkpoints written by plain RecBole; they pickle objects, so "
+        "loading one runs code stored in the file: only for files you trust",
+    )
     return parser
 
 
@@ -70,6 +85,8 @@ def main(argv=None):
             config_file_list=config_files,
             config_dict=config_dict,
             cmd_args=split_overrides(extra),
+            resume=args.resume,
+            trust_checkpoint=args.trust_checkpoint,
         )
     except RecBoleAnchorError as err:
         print(f"run_recbole_anchor: error: {err}", file=sys.stderr)

@@ -4,8 +4,8 @@ RecBole 1.2.1 is the last release and is unmaintained. ``apply()`` (called once 
 ``import recbole_anchor``) patches it so that it runs on numpy 2, torch >= 2.6 and
 setuptools >= 81, and so that RecBole's own helpers know the plugin's models. Each
 patch names the upstream problem it works around and has a test in
-``tests/test_compat.py``. Nothing here disables torch's weights-only loading
-process-wide or pins numpy below 2.
+``tests/test_compat.py`` (patches 8 to 11: ``tests/test_reliability.py``; 7: ``tests/test_tuning.py``). Nothing
+here disables torch's weights-only loading process-wide or pins numpy below 2.
 
 Patches:
 
@@ -42,20 +42,41 @@ Patches:
    ``np.random.RandomState`` where hyperopt now draws with ``np.random.Generator``
    (#1868, #1081, #1240, #1320). Options are now counted, not read, and the search
    uses ``np.random.default_rng``.
+8. ``unique_run_files``: ``Trainer.__init__`` names the checkpoint
+   ``<Model>-<time to the second>.pth``, so two runs started in the same second write
+   the same file (no upstream issue). A random part from the OS is added.
+9. ``resumable_training``: ``Trainer.fit`` saves only the best model, and
+   ``resume_checkpoint`` restores no random generator, so a killed run can neither
+   continue from its last epoch nor repeat the numbers of an uninterrupted one (no
+   upstream issue). The trainer now writes ``<run>-last.pth`` whenever an epoch
+   (training, validation, early-stopping bookkeeping) has finished, and a resumed
+   trainer restores every random generator, the training loader's shuffling
+   generator included, where it was captured: at the start of the next epoch.
+10. ``finite_loss_check``: ``Trainer._check_nan`` misses an infinite loss and raises a
+   bare ``ValueError("Training loss is nan")`` naming neither epoch nor step. It now
+   raises :class:`~recbole_anchor.errors.TrainingDivergedError` for NaN and Inf,
+   before the bad step changes the weights, naming the epoch, the step and the last
+   good checkpoint, which is never overwritten by non-finite weights.
+11. ``race_free_dirs``: ``recbole.utils.ensure_dir`` checks for a folder, then creates
+    it, so of two runs started at once one can fail with ``FileExistsError``
+    (no upstream issue). It now creates folders with ``exist_ok=True``.
 """
 import contextlib
 import importlib
+import os
 import sys
 import types
 
 import numpy as np
+import torch
 
 import recbole.utils
 import recbole.utils.utils
 from recbole.config import configurator
 from recbole.model.abstract_recommender import AutoEncoderMixin
 
-from recbole_anchor import checkpoint
+from recbole_anchor import checkpoint, rng_state
+from recbole_anchor.errors import TrainingDivergedError
 
 #: RecBole's own model lookup, kept before ``model_lookup`` replaces it.
 recbole_get_model = recbole.utils.utils.get_model
@@ -145,11 +166,14 @@ def weights_only_checkpoints(config_from_dict):
         if verbose:
             self.logger.info(f"Saving current: {saved_model_file}")
 
-    def resume_checkpoint(self, resume_file):
+    def resume_checkpoint(self, resume_file, trust_checkpoint=False, state=None):
+        """Continue from ``resume_file`` (``state``: that file, already loaded)."""
         resume_file = str(resume_file)
-        self.saved_model_file = resume_file
-        state = checkpoint.load_checkpoint(resume_file, map_location=self.device)
-        checkpoint.restore_trainer_state(self, state)
+        if state is None:
+            state = checkpoint.load_checkpoint(
+                resume_file, map_location=self.device, trust_checkpoint=trust_checkpoint
+            )
+        checkpoint.restore_trainer_state(self, state, path=resume_file)
         self.logger.info(
             f"Checkpoint loaded. Resume training from epoch {self.start_epoch}"
         )
@@ -314,6 +338,138 @@ def model_lookup(find_plugin_model):
         module.get_model = get_model
 
 
+def unique_run_files():
+    from recbole.trainer.trainer import Trainer
+
+    recbole_init = Trainer.__init__
+
+    def __init__(self, config, model):
+        recbole_init(self, config, model)
+        self.saved_model_file = checkpoint.unique_checkpoint_path(
+            self.checkpoint_dir, config["model"]
+        )
+
+    __init__.__doc__ = recbole_init.__doc__
+    Trainer.__init__ = __init__
+
+
+def _save_last_checkpoint(trainer, epoch):
+    trainer._save_checkpoint(
+        epoch,
+        verbose=False,
+        saved_model_file=checkpoint.last_checkpoint_path(trainer.saved_model_file),
+    )
+
+
+def _start_epoch(trainer, train_data, epoch_idx):
+    """Before epoch ``epoch_idx``: checkpoint the finished one, or, first thing after
+    a resume, restore the random generators saved with the checkpoint."""
+    finished = getattr(trainer, "epoch_in_progress", None)
+    if finished is not None and getattr(trainer, "save_last_checkpoint", False):
+        _save_last_checkpoint(trainer, finished)
+    saved_rng = getattr(trainer, "resume_rng_state", None)
+    if saved_rng is not None:
+        generators = {"train_data": train_data.generator}
+        missing = rng_state.restore(saved_rng, generators)
+        if missing:
+            trainer.logger.warning(
+                "the checkpoint holds no state for the training loader's shuffling; "
+                "the resumed run will shuffle differently from an uninterrupted one"
+            )
+        trainer.resume_rng_state = None
+    trainer.epoch_in_progress, trainer.batch_in_epoch = epoch_idx, 0
+
+
+def resumable_training():
+    from recbole.trainer.trainer import Trainer
+
+    recbole_fit = Trainer.fit
+    recbole_train_epoch = Trainer._train_epoch
+
+    def fit(
+        self,
+        train_data,
+        valid_data=None,
+        verbose=True,
+        saved=True,
+        show_progress=False,
+        callback_fn=None,
+    ):
+        self.train_data, self.save_last_checkpoint = train_data, saved
+        self.epoch_in_progress = None
+        result = recbole_fit(
+            self, train_data, valid_data, verbose, saved, show_progress, callback_fn
+        )
+        if saved and self.epoch_in_progress is not None:
+            _save_last_checkpoint(self, self.epoch_in_progress)
+        return result
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        # Trainers such as RecVAE's call this more than once per epoch.
+        if epoch_idx != getattr(self, "epoch_in_progress", None):
+            _start_epoch(self, train_data, epoch_idx)
+        return recbole_train_epoch(
+            self, train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress
+        )
+
+    fit.__doc__ = recbole_fit.__doc__
+    _train_epoch.__doc__ = recbole_train_epoch.__doc__
+    Trainer.fit = fit
+    Trainer._train_epoch = _train_epoch
+
+
+def _last_good_checkpoint(trainer):
+    for path in (
+        checkpoint.last_checkpoint_path(trainer.saved_model_file),
+        trainer.saved_model_file,
+    ):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def finite_loss_check():
+    from recbole.trainer.trainer import Trainer
+
+    def _check_nan(self, loss):
+        """Raise TrainingDivergedError if the loss of the coming step is NaN or Inf."""
+        batch = getattr(self, "batch_in_epoch", 0)
+        self.batch_in_epoch = batch + 1
+        if bool(torch.isfinite(loss).all()):
+            return
+        epoch = getattr(self, "epoch_in_progress", None)
+        batches = len(getattr(self, "train_data", None) or ())
+        step = epoch * batches + batch if epoch is not None and batches else batch
+        value = "NaN" if bool(torch.isnan(loss).any()) else "Inf"
+        good = _last_good_checkpoint(self)
+        kept = f"the last good checkpoint {good} is kept" if good else "no checkpoint was written"
+        raise TrainingDivergedError(
+            f"training diverged: the loss is {value} at epoch {epoch}, step {step} "
+            f"(batch {batch} of the epoch); stopped before that step, {kept}; lower "
+            "learning_rate or set clip_grad_norm"
+        )
+
+    Trainer._check_nan = _check_nan
+
+
+def _ensure_dir(dir_path):
+    """Make sure the directory exists (safe when another process creates it too)."""
+    os.makedirs(dir_path, exist_ok=True)
+
+
+def race_free_dirs():
+    modules = [
+        "recbole.utils.utils",
+        "recbole.utils",
+        "recbole.utils.logger",
+        "recbole.trainer.trainer",
+        "recbole.data.utils",
+        "recbole.data.dataset.dataset",
+    ]
+    for name in modules:
+        importlib.import_module(name).ensure_dir = _ensure_dir
+
+
 def apply(find_plugin_model, config_from_dict):
     """Apply every patch once.
 
@@ -329,4 +485,8 @@ def apply(find_plugin_model, config_from_dict):
     autoencoder_dataloader()
     pandas_fill_nan()
     hyperopt_search()
+    unique_run_files()
+    resumable_training()
+    finite_loss_check()
+    race_free_dirs()
     _APPLIED.append(True)

@@ -5,6 +5,7 @@ defaults (RecBole's ``properties/model/<Model>.yaml`` or the plugin's) < dataset
 presets (RecBole's, then the plugin's ``properties/dataset/<dataset>.yaml``) < config
 files < ``config_dict`` < command-line ``--key=value``.
 """
+import ast
 import os
 
 import recbole
@@ -13,6 +14,7 @@ import yaml
 from recbole.config.configurator import Config as RecBoleConfig
 
 from recbole_anchor import registry
+from recbole_anchor.setting_checks import check_user_values
 from recbole_anchor.errors import InvalidConfigError, RecBoleAnchorError
 from recbole_anchor.resources import property_file
 
@@ -24,6 +26,8 @@ _CONFIG_INPUT_ERRORS = (
     NotImplementedError,
     SyntaxError,
     RuntimeError,
+    AttributeError,
+    IndexError,
     yaml.YAMLError,
 )
 
@@ -76,7 +80,22 @@ class Config(RecBoleConfig):
             cmd_config_dict[key] = value
         return self._convert_config_dict(cmd_config_dict)
 
+    def _convert_config_dict(self, config_dict):
+        """String values are read as Python literals (``"[10, 20]"``, ``"0.5"``), else
+        kept as strings; RecBole evaluates them as code, which can run anything."""
+        for key, value in config_dict.items():
+            if not isinstance(value, str):
+                continue
+            try:
+                parsed = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                lowered = value.lower()
+                parsed = {"true": True, "false": False}.get(lowered, value)
+            config_dict[key] = parsed if not isinstance(parsed, (set, complex, bytes)) else value
+        return config_dict
+
     def _get_model_and_dataset(self, model, dataset):
+        check_user_values(self.external_config_dict)
         if model is None:
             model = self.external_config_dict.get("model")
             if model is None:

@@ -28,3 +28,7 @@ class InvalidConfigError(RecBoleAnchorError, ValueError):
 
 class CheckpointError(RecBoleAnchorError, ValueError):
     """A checkpoint file cannot be loaded safely."""
+
+
+class TrainingDivergedError(RecBoleAnchorError, ArithmeticError):
+    """The training loss or the weights became NaN or Inf."""

@@ -3,13 +3,14 @@ import sys
 from collections import OrderedDict
 from logging import getLogger
 
-from recbole.data import create_dataset, data_preparation
 from recbole.data.transform import construct_transform
 from recbole.quick_start import load_data_and_model  # noqa: F401  (patched in compat)
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
+from recbole_anchor.checkpoint import load_checkpoint
 from recbole_anchor.config import Config
 from recbole_anchor.data.atomic_files import check_dataset_files
+from recbole_anchor.data.loading import create_dataset, data_preparation
 from recbole_anchor.registry import get_model, get_trainer
 
 
@@ -20,6 +21,8 @@ def run_recbole_anchor(
     config_dict=None,
     saved=True,
     cmd_args=None,
+    resume=None,
+    trust_checkpoint=False,
 ):
     r"""Train ``model`` on ``dataset``, then test it; RecBole's ``run_recbole`` for
     plugin and RecBole models alike.
@@ -33,6 +36,11 @@ def run_recbole_anchor(
         saved (bool): save the best checkpoint and test it.
         cmd_args (list of str): ``--key=value`` overrides; ``None`` reads ``sys.argv``
             like RecBole.
+        resume (str): a checkpoint to continue training from; give the config of the
+            run that wrote it. ``<run>-last.pth`` (written after every epoch) continues
+            exactly where that run was; the run keeps writing its checkpoints there.
+        trust_checkpoint (bool): also load checkpoints written by plain RecBole, which
+            pickle objects (loading them runs code stored in the file).
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result`` and
@@ -46,6 +54,10 @@ def run_recbole_anchor(
         cmd_args=cmd_args,
     )
     check_dataset_files(config)
+    resume_state = None
+    if resume is not None:
+        resume_state = load_checkpoint(resume, map_location=config["device"],
+                                       trust_checkpoint=trust_checkpoint)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
@@ -64,6 +76,8 @@ def run_recbole_anchor(
     logger.info(set_color("FLOPs", "blue") + f": {flops}")
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    if resume_state is not None:
+        trainer.resume_checkpoint(resume, state=resume_state)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )

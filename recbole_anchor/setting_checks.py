@@ -1,0 +1,156 @@
+"""Type and range checks of the RecBole settings a user sets, before RecBole uses them.
+
+RecBole's Config takes most values as given; a wrong type then fails deep inside
+training (``'NoneType' object has no attribute 'split'``, an optimizer's ``Invalid
+learning rate``) or, for some values, trains on nonsense. :func:`check_user_values`
+checks the values the user gave (config files, ``config_dict``, command line) and
+raises one :class:`~recbole_anchor.errors.InvalidConfigError` naming the key, the
+value, what it must be and how to set it. Model hyperparameters are checked by the
+model's own ``check_config``.
+"""
+import codecs
+import math
+import numbers
+
+from recbole.evaluator.register import metric_types
+
+from recbole_anchor.errors import InvalidConfigError
+
+LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")
+LOG_STATES = ("info", "debug", "error", "warning", "critical")
+EVAL_ARGS_KEYS = ("split", "order", "group_by", "mode")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _int_at_least(low, high=None):
+    def check(value):
+        return _is_int(value) and value >= low and (high is None or value <= high)
+
+    bounds = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+    return check, bounds
+
+
+def _positive_ints(value):
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(_is_int(k) and k > 0 for k in values)
+
+
+def _metric_name(name):
+    return isinstance(name, str) and name.lower() in metric_types
+
+
+def _metrics(value):
+    """Names are RecBole's to check (it names the unknown one)."""
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(name, str) for name in values)
+
+
+def _valid_metric(value):
+    if not isinstance(value, str):
+        return False
+    name, _, k = value.partition("@")
+    return _metric_name(name) and (not k or (k.isdigit() and int(k) > 0))
+
+
+def _codec(value):
+    try:
+        codecs.lookup(value)
+    except (LookupError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _columns(value):
+    return value is None or (
+        isinstance(value, dict)
+        and all(
+            isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+            for columns in value.values()
+        )
+    )
+
+
+def _eval_args(value):
+    if not isinstance(value, dict) or not set(value) <= set(EVAL_ARGS_KEYS):
+        return False
+    split, mode = value.get("split"), value.get("mode")
+    return (
+        (split is None or (isinstance(split, dict) and len(split) == 1))
+        and value.get("order") in (None, "RO", "TO")
+        and value.get("group_by") in (None, "user", "none")
+        and (mode is None or isinstance(mode, (str, dict)))
+    )
+
+
+_NON_EMPTY_STR = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
+_BOOL = (lambda v: isinstance(v, bool), "True or False")
+_DICT_OR_NONE = (lambda v: v is None or isinstance(v, dict), "a dict or None")
+_INTERVAL = (lambda v: v is None or isinstance(v, str), "an interval such as '[5,inf)' or None")
+
+#: key -> (check, what the value must be)
+CHECKS = {
+    "epochs": _int_at_least(0),
+    "train_batch_size": _int_at_least(1),
+    "eval_batch_size": _int_at_least(1),
+    "eval_step": _int_at_least(0),
+    "stopping_step": _int_at_least(0),
+    "worker": _int_at_least(0),
+    "seed": _int_at_least(0, 2**32 - 1),
+    "learning_rate": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
+    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "learner": (
+        lambda v: isinstance(v, str) and v.lower() in LEARNERS,
+        f"one of {list(LEARNERS)}",
+    ),
+    "topk": (_positive_ints, "a positive integer or a list of them, e.g. [10, 20]"),
+    "metrics": (_metrics, "a metric name or a list of them, e.g. ['Recall', 'NDCG']"),
+    "valid_metric": (_valid_metric, "a metric and cutoff such as 'NDCG@10'"),
+    "valid_metric_bigger": _BOOL,
+    "reproducibility": _BOOL,
+    "show_progress": _BOOL,
+    "state": (
+        lambda v: v is None or (isinstance(v, str) and v.lower() in LOG_STATES),
+        f"one of {list(LOG_STATES)}",
+    ),
+    "clip_grad_norm": _DICT_OR_NONE,
+    "train_neg_sample_args": _DICT_OR_NONE,
+    "val_interval": _DICT_OR_NONE,
+    "eval_args": (
+        _eval_args,
+        "a dict with keys from split, order (RO/TO), group_by (user/none), mode",
+    ),
+    "load_col": (_columns, "a dict from file suffix to a list of column names, or None"),
+    "unload_col": (_columns, "a dict from file suffix to a list of column names, or None"),
+    "field_separator": _NON_EMPTY_STR,
+    "seq_separator": _NON_EMPTY_STR,
+    "encoding": (_codec, "a text encoding Python knows, e.g. utf-8"),
+    "checkpoint_dir": _NON_EMPTY_STR,
+    "data_path": _NON_EMPTY_STR,
+    "user_inter_num_interval": _INTERVAL,
+    "item_inter_num_interval": _INTERVAL,
+}
+
+
+def check_user_values(values):
+    """Raise InvalidConfigError for the first value in ``values`` (the settings the
+    user gave) that fails its check in :data:`CHECKS`."""
+    for key, value in values.items():
+        if key not in CHECKS:
+            continue
+        check, requirement = CHECKS[key]
+        if not check(value):
+            raise InvalidConfigError(
+                f"invalid {key}={value!r}: it must be {requirement}; "
+                f"set --{key}=... or fix it in your config file"
+            )
