@@ -11,12 +11,12 @@ import os
 from logging import getLogger
 
 import yaml
-from recbole.data import create_dataset, data_preparation
 from recbole.trainer.hyper_tuning import HyperTuning
 from recbole.utils import init_logger, init_seed
 
 from recbole_anchor.config import Config
 from recbole_anchor.data.atomic_files import check_dataset_files
+from recbole_anchor.data.loading import create_dataset, data_preparation
 from recbole_anchor.errors import InvalidConfigError
 from recbole_anchor.registry import get_model, get_trainer
 
