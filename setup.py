@@ -20,7 +20,9 @@ setup(
     python_requires=">=3.9",
     packages=[
         "recbole_anchor",
+        "recbole_anchor.comparison",
         "recbole_anchor.data",
+        "recbole_anchor.evaluator",
         "recbole_anchor.model",
         "recbole_anchor.model.general_recommender",
         "recbole_anchor.properties",
@@ -34,6 +36,7 @@ setup(
         "scipy",
         "pyyaml",
         "hyperopt>=0.2.7",
+        "matplotlib",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
     entry_points={

@@ -2,6 +2,9 @@
 
 ``--model``, ``--dataset`` and ``--config_files`` (space-separated yaml files) as in
 RecBole's ``run_recbole.py``; every other ``--key=value`` overrides that config key.
+Comma-separated ``--model`` or ``--seed`` lists switch to comparison mode: every model
+on every seed, tables in ``--output_dir`` (default ``results/<dataset>/``), paired
+tests against ``--baseline`` (default: the second model).
 Bad input ends with a one-line error on stderr and exit status 2.
 """
 import argparse
@@ -22,7 +25,16 @@ def build_parser():
             "(e.g. --epochs=10 --anchor_weight=0.2 --gpu_id=0)."
         ),
     )
-    parser.add_argument("--model", "-m", default="AnchorMultVAE", help="model name")
+    parser.add_argument(
+        "--model", "-m", default="AnchorMultVAE", help="model name, or a comma-separated list"
+    )
+    parser.add_argument("--seed", default=None, help="random seed, or a comma-separated list")
+    parser.add_argument(
+        "--output_dir", default=None, help="comparison mode: folder of the tables (results/<dataset>/)"
+    )
+    parser.add_argument(
+        "--baseline", default=None, help="comparison mode: reference model (default: the second)"
+    )
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name")
     parser.add_argument(
         "--config_files", default=None, help="yaml config files, separated by spaces"
@@ -64,6 +76,15 @@ def split_overrides(extra):
     return overrides
 
 
+def parse_seeds(text):
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise RecBoleAnchorError(
+            f"cannot read --seed={text}; give integers, e.g. --seed=1 or --seed=1,2,3"
+        ) from None
+
+
 def format_result(title, result):
     lines = [title]
     for metric, value in (result or {}).items():
@@ -79,6 +100,12 @@ def main(argv=None):
         config_files = args.config_files.split() if args.config_files else None
         # Progress bars only on a terminal; --show_progress=True forces them.
         config_dict = {} if sys.stderr.isatty() else {"show_progress": False}
+        models = [name.strip() for name in args.model.split(",") if name.strip()]
+        seeds = parse_seeds(args.seed) if args.seed else []
+        if len(models) > 1 or len(seeds) > 1:
+            return compare(args, models, seeds, config_files, config_dict, extra)
+        if seeds:
+            config_dict["seed"] = seeds[0]
         result = run_recbole_anchor(
             model=args.model,
             dataset=args.dataset,
@@ -96,6 +123,28 @@ def main(argv=None):
         return EXIT_INTERRUPTED
     print(format_result(f"best valid ({args.model} on {args.dataset}):", result["best_valid_result"]))
     print(format_result(f"test result ({args.model} on {args.dataset}):", result["test_result"]))
+    return 0
+
+
+def compare(args, models, seeds, config_files, config_dict, extra):
+    """Comparison mode: every model on every seed, then the tables."""
+    from recbole_anchor.comparison.runner import run_comparison
+
+    if args.resume:
+        raise RecBoleAnchorError("--resume continues one run; it cannot be used with lists")
+    paths = run_comparison(
+        models,
+        seeds or [2020],
+        args.dataset,
+        output_dir=args.output_dir,
+        baseline=args.baseline,
+        config_file_list=config_files,
+        config_dict=config_dict,
+        cmd_args=split_overrides(extra),
+    )
+    with open(paths["md"], encoding="utf-8") as handle:
+        print(handle.read())
+    print("wrote " + ", ".join(paths.values()))
     return 0
 
 

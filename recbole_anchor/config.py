@@ -12,9 +12,10 @@ import recbole
 import torch
 import yaml
 from recbole.config.configurator import Config as RecBoleConfig
+from recbole.utils import EvaluatorType
 
 from recbole_anchor import registry
-from recbole_anchor.setting_checks import check_user_values
+from recbole_anchor.setting_checks import check_user_values, check_valid_metric_is_computed
 from recbole_anchor.errors import InvalidConfigError, RecBoleAnchorError
 from recbole_anchor.resources import property_file
 
@@ -63,6 +64,8 @@ class Config(RecBoleConfig):
             text = err.args[0] if isinstance(err, KeyError) and err.args else err
             message = (str(text).strip().splitlines() or [type(err).__name__])[0]
             raise InvalidConfigError(f"invalid configuration: {message}") from None
+        if self["eval_type"] == EvaluatorType.RANKING:
+            check_valid_metric_is_computed(self.final_config_dict)
         check_config = getattr(self.model_class, "check_config", None)
         if check_config is not None:
             check_config(self)

@@ -11,6 +11,7 @@ from recbole_anchor.checkpoint import load_checkpoint
 from recbole_anchor.config import Config
 from recbole_anchor.data.atomic_files import check_dataset_files
 from recbole_anchor.data.loading import create_dataset, data_preparation
+from recbole_anchor.evaluator.per_user import PerUserEvaluator
 from recbole_anchor.registry import get_model, get_trainer
 
 
@@ -44,7 +45,8 @@ def run_recbole_anchor(
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result`` and
-        ``test_result``, as RecBole's ``run_recbole`` returns.
+        ``test_result``, as RecBole's ``run_recbole`` returns, and ``test_per_user``:
+        each top-k test metric's value per test user, in the test loader's user order.
     """
     config = Config(
         model=model,
@@ -81,6 +83,7 @@ def run_recbole_anchor(
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
+    trainer.evaluator = PerUserEvaluator(config)  # same means, per-user values kept
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
     )
@@ -97,6 +100,9 @@ def run_recbole_anchor(
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
         "test_result": test_result,
+        "test_per_user": {
+            metric: values.tolist() for metric, values in trainer.evaluator.last_per_user.items()
+        },
     }
 
 

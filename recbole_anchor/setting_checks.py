@@ -154,3 +154,16 @@ def check_user_values(values):
                 f"invalid {key}={value!r}: it must be {requirement}; "
                 f"set --{key}=... or fix it in your config file"
             )
+
+
+def check_valid_metric_is_computed(final):
+    """``valid_metric`` (e.g. ``NDCG@100``) must be one of the metrics at one of the
+    ``topk`` cut-offs that are computed, or early stopping fails after the first epoch."""
+    name, _, k = str(final["valid_metric"]).partition("@")
+    metrics = [m.lower() for m in final["metrics"]]
+    topk = final["topk"] or []
+    if name.lower() not in metrics or (k and (not k.isdigit() or int(k) not in topk)):
+        raise InvalidConfigError(
+            f"valid_metric={final['valid_metric']} is not computed (metrics {final['metrics']}, "
+            f"topk {topk}); add it to metrics/topk or set --valid_metric to one that is"
+        )

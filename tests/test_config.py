@@ -67,6 +67,10 @@ def test_unknown_models_suggest_close_names():
 def test_bad_config_input_is_one_error():
     with pytest.raises(InvalidConfigError, match="no metric named 'Foo'"):
         make_config(metrics=["Foo"])
+    with pytest.raises(InvalidConfigError, match="valid_metric=MRR@10 is not computed"):
+        make_config(metrics=["NDCG"], valid_metric="MRR@10")
+    with pytest.raises(InvalidConfigError, match="valid_metric=NDCG@20 is not computed"):
+        make_config(metrics=["NDCG"], topk=[10], valid_metric="NDCG@20")
     with pytest.raises(InvalidConfigError, match="does not exist"):
         Config("AnchorMultVAE", "ml-100k", config_file_list=["missing.yaml"], cmd_args=[])
     with pytest.raises(InvalidConfigError, match="--key=value"):

@@ -128,15 +128,19 @@ def markdown(records, models, metrics, baseline, title, group_rows=None):
     return "\n".join(lines) + "\n"
 
 
+def _tex(text):
+    return str(text).replace("\\", "\\textbackslash{}").replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")
+
+
 def latex(records, models, metrics, caption):
     table = summarize(records, models, metrics)
     lines = [
         "\\begin{table}[t]",
         "\\centering",
-        f"\\caption{{{caption}}}",
+        f"\\caption{{{_tex(caption)}}}",
         "\\begin{tabular}{l" + "c" * len(metrics) + "}",
         "\\toprule",
-        "Model & " + " & ".join(metrics) + " \\\\",
+        "Model & " + " & ".join(_tex(m) for m in metrics) + " \\\\",
         "\\midrule",
     ]
     for model in models:
@@ -144,7 +148,7 @@ def latex(records, models, metrics, caption):
             _cell(table[model][m], model == _best(table, m), fmt="tex") if m in table[model] else "--"
             for m in metrics
         ]
-        lines.append(f"{model} & " + " & ".join(cells) + " \\\\")
+        lines.append(f"{_tex(model)} & " + " & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,120 @@
+"""Run every model on every seed's split, keep each result the moment it exists, and
+write the comparison tables.
+
+All models of one seed share that seed's split: the split depends only on the seed and
+the dataset settings, never on the model. A (model, seed) run that fails is recorded
+with its one-line reason and the other runs go on; a rerun of the same command skips
+every run that already has a record.
+"""
+import os
+import time
+import traceback
+from logging import getLogger
+
+from recbole_anchor.comparison.records import RecordStore
+from recbole_anchor.comparison.report import write_report
+from recbole_anchor.errors import RecBoleAnchorError
+
+
+def default_output_dir(dataset):
+    return os.path.join("results", dataset)
+
+
+def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args):
+    """Train and test one model on one seed; a record (see ``records``)."""
+    from recbole_anchor.quick_start import run_recbole_anchor
+
+    started = time.time()
+    try:
+        result = run_recbole_anchor(
+            model=model,
+            dataset=dataset,
+            config_file_list=config_file_list,
+            config_dict={**(config_dict or {}), "seed": seed},
+            cmd_args=cmd_args,
+        )
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except RecBoleAnchorError as err:
+        return _failed(model, dataset, seed, str(err))
+    except Exception as err:  # one failing model must not stop the comparison
+        getLogger().error(traceback.format_exc())
+        reason = (str(err).strip().splitlines() or [""])[0]
+        return _failed(model, dataset, seed, f"{type(err).__name__}: {reason}")
+    return {
+        "model": model,
+        "dataset": dataset,
+        "seed": seed,
+        "status": "ok",
+        "reason": "",
+        "seconds": round(time.time() - started, 1),
+        "valid": result["best_valid_result"],
+        "test": result["test_result"],
+        "test_per_user": result.get("test_per_user", {}),
+        "activity": result.get("activity_result", {}),
+    }
+
+
+def _failed(model, dataset, seed, reason):
+    return {"model": model, "dataset": dataset, "seed": seed, "status": "failed", "reason": reason}
+
+
+def activity_rows(records, models, metrics):
+    """Markdown rows of the test metrics per activity group (mean over seeds), when the
+    runs report them (strong generalization)."""
+    groups = []
+    for record in records:
+        for label in record.get("activity", {}):
+            if label not in groups:
+                groups.append(label)
+    if not groups:
+        return None
+    lines = ["Test results by user activity (interactions of held-out users), mean over seeds.", ""]
+    lines.append("| group | model | users | " + " | ".join(metrics) + " |")
+    lines.append("|---|---|---|" + "---|" * len(metrics))
+    for label in groups:
+        for model in models:
+            runs = [r["activity"][label] for r in records
+                    if r["model"] == model and r["status"] == "ok" and label in r.get("activity", {})]
+            if not runs:
+                continue
+            cells = []
+            for metric in metrics:
+                values = [run[metric] for run in runs if metric in run]
+                cells.append(f"{sum(values) / len(values):.4f}" if values else "–")
+            users = runs[0].get("users", "")
+            lines.append(f"| {label} | {model} | {users} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
+                   config_file_list=None, config_dict=None, cmd_args=None, log=print):
+    """Run ``models`` x ``seeds`` on ``dataset`` (skipping finished runs) and write
+    ``comparison.csv``, ``.md``, ``.tex`` and ``.png`` into ``output_dir``.
+
+    ``baseline`` (default: the second model, else the first) is the reference of the
+    paired significance tests. Returns the paths of the written files.
+    """
+    output_dir = output_dir or default_output_dir(dataset)
+    baseline = baseline or (models[1] if len(models) > 1 else models[0])
+    if baseline not in models:
+        raise RecBoleAnchorError(
+            f"baseline '{baseline}' is not among the models {models}; pick one with --baseline"
+        )
+    store = RecordStore(output_dir)
+    for seed in seeds:
+        for model in models:
+            if store.has(model, seed):
+                log(f"[{model}, seed {seed}] done before, skipped")
+                continue
+            log(f"[{model}, seed {seed}] running")
+            record = run_one(model, dataset, seed, config_file_list, config_dict, cmd_args)
+            store.write(record)
+            log(f"[{model}, seed {seed}] {record['status']} {record.get('reason', '')}".rstrip())
+    records = [store.read(model, seed) for seed in seeds for model in models]
+    metrics = []
+    for record in records:
+        metrics += [m for m in record.get("test", {}) if m not in metrics]
+    title = f"{dataset}: {', '.join(models)}"
+    return write_report(output_dir, records, models, metrics, baseline, title,
+                        activity_rows(records, models, metrics))
