@@ -21,6 +21,7 @@ setup(
     packages=[
         "recbole_anchor",
         "recbole_anchor.data",
+        "recbole_anchor.evaluator",
         "recbole_anchor.model",
         "recbole_anchor.model.general_recommender",
         "recbole_anchor.properties",

@@ -28,3 +28,7 @@ class InvalidConfigError(RecBoleAnchorError, ValueError):
 
 class CheckpointError(RecBoleAnchorError, ValueError):
     """A checkpoint file cannot be loaded safely."""
+
+
+class UnsupportedModelError(RecBoleAnchorError, ValueError):
+    """A model that cannot be used with the chosen evaluation protocol."""
