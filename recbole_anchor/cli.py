@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from recbole_anchor.errors import RecBoleAnchorError
+from recbole_anchor.evaluator.activity import format_activity_table
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -123,6 +124,8 @@ def main(argv=None):
         return EXIT_INTERRUPTED
     print(format_result(f"best valid ({args.model} on {args.dataset}):", result["best_valid_result"]))
     print(format_result(f"test result ({args.model} on {args.dataset}):", result["test_result"]))
+    if "activity_result" in result:
+        print(format_activity_table(result["activity_result"]))
     return 0
 
 

@@ -60,6 +60,15 @@ Patches:
 11. ``race_free_dirs``: ``recbole.utils.ensure_dir`` checks for a folder, then creates
     it, so of two runs started at once one can fail with ``FileExistsError``
     (no upstream issue). It now creates folders with ``exist_ok=True``.
+12. ``plugin_metrics``: RecBole's metric registry (``recbole.evaluator.register``) is
+    built once from ``recbole.evaluator.metrics`` and has no way to add a metric. The
+    classes of ``recbole_anchor.evaluator.metrics`` (``TruncRecall``) are added to
+    its tables, so ``metrics``, ``topk`` and ``valid_metric`` accept them.
+13. ``trend_aware_stopping``: RecBole's early stopping (``recbole.utils.early_stopping``)
+    ends a run ``stopping_step`` evaluations after the best score, even while the
+    score is still rising on a noisy validation set. A stop is now held back while the
+    least-squares slope of the last ``3 * stopping_step`` validation scores still
+    points the better way; on a plateau or a decline RecBole's rule applies unchanged.
 """
 import contextlib
 import importlib
@@ -210,12 +219,14 @@ def weights_only_checkpoints(config_from_dict):
         qs.init_logger(config)
         logger = qs.getLogger()
         logger.info(config)
-        dataset = qs.create_dataset(config)
+        from recbole_anchor.data.loading import create_dataset, data_preparation
+        from recbole_anchor.model.fold_in import build_model
+
+        dataset = create_dataset(config)
         logger.info(dataset)
-        train_data, valid_data, test_data = qs.data_preparation(config, dataset)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
         qs.init_seed(config["seed"], config["reproducibility"])
-        model = recbole.utils.get_model(config["model"])(config, train_data._dataset)
-        model = model.to(config["device"])
+        model = build_model(config, train_data._dataset)
         model.load_state_dict(state["state_dict"])
         model.load_other_parameter(state.get("other_parameter"))
         return config, model, dataset, train_data, valid_data, test_data
@@ -468,6 +479,57 @@ def race_free_dirs():
     ]
     for name in modules:
         importlib.import_module(name).ensure_dir = _ensure_dir
+def plugin_metrics():
+    from recbole.evaluator import register
+
+    from recbole_anchor.evaluator import metrics
+
+    for name, metric_class in vars(metrics).items():
+        if isinstance(metric_class, type) and metric_class.__module__ == metrics.__name__:
+            key = name.lower()
+            register.metrics_dict[key] = metric_class
+            register.metric_information[key] = metric_class.metric_need
+            register.metric_types[key] = metric_class.metric_type
+            if metric_class.smaller and key not in register.smaller_metrics:
+                register.smaller_metrics.append(key)
+
+
+def still_improving(scores, bigger=True):
+    """Whether the least-squares slope of ``scores`` (in evaluation order) points the
+    better way."""
+    if len(scores) < 2:
+        return False
+    steps = np.arange(len(scores), dtype=float)
+    slope = np.polyfit(steps, np.asarray(scores, dtype=float), 1)[0]
+    return slope > 0 if bigger else slope < 0
+
+
+def trend_aware_stopping():
+    from recbole.trainer import trainer as trainer_module
+
+    trainer_cls = trainer_module.Trainer
+    recbole_valid_epoch = trainer_cls._valid_epoch
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        valid_score, valid_result = recbole_valid_epoch(self, valid_data, show_progress)
+        history = self.__dict__.setdefault("valid_score_history", [])
+        history.append(float(valid_score))
+        bigger = self.valid_metric_bigger
+        improved = valid_score >= self.best_valid_score if bigger else (
+            valid_score <= self.best_valid_score
+        )
+        # RecBole's fit calls early_stopping(valid_score, best, self.cur_step, ...)
+        # next; at cur_step == stopping_step a score that is no new best stops the run.
+        if (
+            not improved
+            and self.cur_step >= self.stopping_step
+            and still_improving(history[-3 * self.stopping_step :], bigger)
+        ):
+            self.cur_step = self.stopping_step - 1
+        return valid_score, valid_result
+
+    _valid_epoch.__doc__ = recbole_valid_epoch.__doc__
+    trainer_cls._valid_epoch = _valid_epoch
 
 
 def apply(find_plugin_model, config_from_dict):
@@ -489,4 +551,6 @@ def apply(find_plugin_model, config_from_dict):
     resumable_training()
     finite_loss_check()
     race_free_dirs()
+    plugin_metrics()
+    trend_aware_stopping()
     _APPLIED.append(True)

@@ -32,3 +32,7 @@ class CheckpointError(RecBoleAnchorError, ValueError):
 
 class TrainingDivergedError(RecBoleAnchorError, ArithmeticError):
     """The training loss or the weights became NaN or Inf."""
+
+
+class UnsupportedModelError(RecBoleAnchorError, ValueError):
+    """A model that cannot be used with the chosen evaluation protocol."""

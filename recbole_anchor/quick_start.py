@@ -11,8 +11,14 @@ from recbole_anchor.checkpoint import load_checkpoint
 from recbole_anchor.config import Config
 from recbole_anchor.data.atomic_files import check_dataset_files
 from recbole_anchor.data.loading import create_dataset, data_preparation
+from recbole_anchor.data.strong_generalization import (
+    StrongGeneralizationDataset,
+    is_strong_generalization,
+)
+from recbole_anchor.evaluator.activity import evaluate_by_activity, format_activity_table
 from recbole_anchor.evaluator.per_user import PerUserEvaluator
-from recbole_anchor.registry import get_model, get_trainer
+from recbole_anchor.model.fold_in import build_model, check_fold_in_support
+from recbole_anchor.registry import get_trainer
 
 
 def run_recbole_anchor(
@@ -45,8 +51,10 @@ def run_recbole_anchor(
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result`` and
-        ``test_result``, as RecBole's ``run_recbole`` returns, and ``test_per_user``:
-        each top-k test metric's value per test user, in the test loader's user order.
+        ``test_result``, as RecBole's ``run_recbole`` returns; ``test_per_user``, each
+        top-k test metric's value per test user in the test loader's user order; and
+        under the SG split ``activity_result``, the test metrics per group of users by
+        activity.
     """
     config = Config(
         model=model,
@@ -56,6 +64,8 @@ def run_recbole_anchor(
         cmd_args=cmd_args,
     )
     check_dataset_files(config)
+    if is_strong_generalization(config):
+        check_fold_in_support(config)  # before any logging: a one-line refusal
     resume_state = None
     if resume is not None:
         resume_state = load_checkpoint(resume, map_location=config["device"],
@@ -71,7 +81,7 @@ def run_recbole_anchor(
     train_data, valid_data, test_data = data_preparation(config, dataset)
 
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    model = build_model(config, train_data._dataset)
     logger.info(model)
     transform = construct_transform(config)
     flops = get_flops(model, dataset, config["device"], logger, transform)
@@ -95,7 +105,7 @@ def run_recbole_anchor(
     best_valid_result, test_result = _plain(best_valid_result), _plain(test_result)
     logger.info(set_color("best valid ", "yellow") + f": {dict(best_valid_result or {})}")
     logger.info(set_color("test result", "yellow") + f": {dict(test_result or {})}")
-    return {
+    result = {
         "best_valid_score": float(best_valid_score),
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": best_valid_result,
@@ -104,6 +114,10 @@ def run_recbole_anchor(
             metric: values.tolist() for metric, values in trainer.evaluator.last_per_user.items()
         },
     }
+    if isinstance(dataset, StrongGeneralizationDataset) and hasattr(test_data, "uid_list"):
+        result["activity_result"] = evaluate_by_activity(test_data, result["test_per_user"])
+        logger.info(format_activity_table(result["activity_result"]))
+    return result
 
 
 def _plain(result):

@@ -1,11 +1,11 @@
 import sys
 
 import pytest
-from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
 
 import recbole_anchor  # noqa: F401  (applies the RecBole workarounds)
 from recbole_anchor.config import Config
+from recbole_anchor.data.loading import create_dataset, data_preparation
 
 # Small, fast settings for tests on the bundled ml-100k.
 FAST = {
@@ -47,3 +47,11 @@ def ml100k():
     config = make_config()
     dataset, loaders = prepare(config)
     return config, dataset, loaders
+
+
+@pytest.fixture
+def recbole_dir(tmp_path, monkeypatch):
+    """Run RecBole in a temporary folder (it writes ./log, ./saved) with no CLI args."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+    return tmp_path

@@ -1,5 +1,6 @@
-"""RecBole's ``create_dataset`` and ``data_preparation``, with malformed data reported
-as one line.
+"""The plugin's ``create_dataset`` and ``data_preparation`` (RecBole's, plus the
+strong-generalization split: :mod:`recbole_anchor.data.preparation`), with malformed
+data reported as one line.
 
 RecBole reads atomic files with pandas and fails with whatever pandas or its own
 filters raise (``UnicodeDecodeError``, ``could not convert string to float``, "Some
@@ -11,9 +12,7 @@ Neither function writes into the dataset folder.
 """
 import os
 
-from recbole.data import create_dataset as recbole_create_dataset
-from recbole.data import data_preparation as recbole_data_preparation
-
+from recbole_anchor.data import preparation
 from recbole_anchor.data.atomic_files import atomic_files, find_row_problem
 from recbole_anchor.errors import MalformedDatasetError, RecBoleAnchorError
 
@@ -44,9 +43,9 @@ def _explain(config, err):
 
 
 def create_dataset(config):
-    """RecBole's ``create_dataset``; bad data raises MalformedDatasetError."""
+    """``create_dataset``; bad data raises MalformedDatasetError."""
     try:
-        return recbole_create_dataset(config)
+        return preparation.create_dataset(config)
     except RecBoleAnchorError:
         raise
     except DATA_ERRORS as err:
@@ -54,10 +53,10 @@ def create_dataset(config):
 
 
 def data_preparation(config, dataset):
-    """RecBole's ``data_preparation``; data it cannot split or sample from raises
+    """``data_preparation``; data it cannot split or sample from raises
     MalformedDatasetError."""
     try:
-        return recbole_data_preparation(config, dataset)
+        return preparation.data_preparation(config, dataset)
     except RecBoleAnchorError:
         raise
     except DATA_ERRORS as err:
