@@ -21,6 +21,7 @@ setup(
     packages=[
         "recbole_anchor",
         "recbole_anchor.data",
+        "recbole_anchor.diagnose",
         "recbole_anchor.model",
         "recbole_anchor.model.general_recommender",
         "recbole_anchor.properties",
@@ -34,7 +35,9 @@ setup(
         "scipy",
         "pyyaml",
     ],
-    extras_require={"test": ["pytest"]},
+    # diagnose: the pictures of `python -m recbole_anchor.diagnose` (its JSON needs
+    # no extra; scikit-learn, when installed, adds a t-SNE map).
+    extras_require={"test": ["pytest"], "diagnose": ["matplotlib"]},
     entry_points={
         "console_scripts": ["recbole-anchor=recbole_anchor.cli:main"],
     },

@@ -28,3 +28,8 @@ class InvalidConfigError(RecBoleAnchorError, ValueError):
 
 class CheckpointError(RecBoleAnchorError, ValueError):
     """A checkpoint file cannot be loaded safely."""
+
+
+class DiagnosticsError(RecBoleAnchorError, ValueError):
+    """The latent diagnostics cannot run: a model without a Gaussian posterior,
+    checkpoints that do not match, or a missing optional library."""
