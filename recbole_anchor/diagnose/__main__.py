@@ -173,7 +173,7 @@ def summary(diagnostics, path):
     sections = [("model", diagnostics["checkpoint"])]
     if "compare" in diagnostics:
         sections.append(("compare", diagnostics["compare_checkpoint"]))
-    header = f"  {'group':<8}{'users':>6}{'spearman':>10}{'near-far':>10}{'drift':>10}{'rel.drift':>10}{'kNN-ovl':>9}{'active':>8}{'KL':>8}"
+    header = f"  {'group':<8}{'users':>6}{'spearman':>10}{'near-far':>10}{'drift':>10}{'rel.drift':>10}{'kNN-ovl':>9}{'active':>8}{'KL':>10}"
     for key, checkpoint in sections:
         report = diagnostics[key]
         lines.append(f"{checkpoint}: {report['model']}, lambda_A={report['anchor_weight']:g}, dropout={report['dropout_prob']:g}")
@@ -183,7 +183,7 @@ def summary(diagnostics, path):
             lines.append(
                 f"  {group:<8}{numbers['users']:>6}{_f(g['spearman_w2_vs_jaccard_distance']):>10}"
                 f"{_f(g['near_far_share']):>10}{_f(d['drift_variance']):>10}{_f(d['relative_drift']):>10}"
-                f"{_f(d['knn_overlap_across_draws']):>9}{_f(c['active_units'], 'd'):>8}{_f(c['mean_kl']):>8}"
+                f"{_f(d['knn_overlap_across_draws']):>9}{_f(c['active_units'], 'd'):>8}{_f(c['mean_kl']):>10}"
             )
     for group, numbers in diagnostics.get("comparison", {}).items():
         if group == "all":
