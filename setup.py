@@ -23,6 +23,7 @@ setup(
         "recbole_anchor.comparison",
         "recbole_anchor.data",
         "recbole_anchor.evaluator",
+        "recbole_anchor.diagnose",
         "recbole_anchor.model",
         "recbole_anchor.model.general_recommender",
         "recbole_anchor.properties",

@@ -36,3 +36,8 @@ class TrainingDivergedError(RecBoleAnchorError, ArithmeticError):
 
 class UnsupportedModelError(RecBoleAnchorError, ValueError):
     """A model that cannot be used with the chosen evaluation protocol."""
+
+
+class DiagnosticsError(RecBoleAnchorError, ValueError):
+    """The latent diagnostics cannot run: a model without a Gaussian posterior,
+    checkpoints that do not match, or a missing optional library."""
