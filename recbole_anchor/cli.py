@@ -10,6 +10,7 @@ Bad input ends with a one-line error on stderr and exit status 2.
 import argparse
 import sys
 
+from recbole_anchor.comparison.variants import parse_variant, split_models
 from recbole_anchor.errors import RecBoleAnchorError
 from recbole_anchor.evaluator.activity import format_activity_table
 
@@ -27,7 +28,11 @@ def build_parser():
         ),
     )
     parser.add_argument(
-        "--model", "-m", default="AnchorMultVAE", help="model name, or a comma-separated list"
+        "--model",
+        "-m",
+        default="AnchorMultVAE",
+        help="model name, or a comma-separated list; a variant is Name[key=value;...], "
+        "e.g. AnchorMultVAE[anchor_weight=0]",
     )
     parser.add_argument("--seed", default=None, help="random seed, or a comma-separated list")
     parser.add_argument(
@@ -101,14 +106,16 @@ def main(argv=None):
         config_files = args.config_files.split() if args.config_files else None
         # Progress bars only on a terminal; --show_progress=True forces them.
         config_dict = {} if sys.stderr.isatty() else {"show_progress": False}
-        models = [name.strip() for name in args.model.split(",") if name.strip()]
+        models = split_models(args.model)
         seeds = parse_seeds(args.seed) if args.seed else []
         if len(models) > 1 or len(seeds) > 1:
             return compare(args, models, seeds, config_files, config_dict, extra)
         if seeds:
             config_dict["seed"] = seeds[0]
+        model, overrides = parse_variant(models[0] if models else "")
+        config_dict.update(overrides)
         result = run_recbole_anchor(
-            model=args.model,
+            model=model,
             dataset=args.dataset,
             config_file_list=config_files,
             config_dict=config_dict,

@@ -38,7 +38,7 @@ def test_rows_equal_recbole_history_rows(ml100k):
     config, _, (train_data, _, _) = ml100k
     model = _model(ml100k)
     ids, values, _ = train_data._dataset.history_item_matrix()
-    users = torch.tensor([1, 5, 17, 300, 942])
+    users = torch.tensor([1, 5, 17, 300, train_data._dataset.user_num - 1])
     reference = torch.zeros(len(users), model.n_items)
     for row, u in enumerate(users):
         reference[row, ids[u][values[u] > 0]] = 1.0
@@ -137,12 +137,17 @@ def test_beta_anneals_to_the_cap(ml100k):
 
 
 def test_one_epoch_is_one_batch_per_train_batch_size_users(ml100k):
+    """One row per training user per epoch (ml-100k's preset is the SG split, so the
+    training users are those not held out)."""
     config, dataset, (train_data, _, _) = ml100k
     assert isinstance(train_data, UserDataLoader)
-    n_users = train_data._dataset.user_num
-    assert len(train_data) == math.ceil(n_users / config["train_batch_size"])
-    seen = torch.cat([batch[config["USER_ID_FIELD"]] for batch in train_data])
-    assert sorted(seen.tolist()) == list(range(n_users))
+    uid = config["USER_ID_FIELD"]
+    training_users = torch.unique(train_data._dataset.inter_feat[uid]).tolist()
+    assert len(training_users) < dataset.user_num - 1  # held-out users exist
+    assert len(train_data) == math.ceil(len(training_users) / config["train_batch_size"])
+    batches = [batch[uid] for batch in train_data]
+    assert len(batches) == len(train_data)
+    assert sorted(torch.cat(batches).tolist()) == training_users
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,12 @@ def test_mean_std_and_relative_change_match_a_hand_computation():
     assert p == pytest.approx(paired_wilcoxon(pooled_a, pooled_b))
 
 
+@pytest.fixture
+def no_config_check(monkeypatch):
+    """The fake runs below use a toy dataset that has no files."""
+    monkeypatch.setattr(runner, "check_shared_config", lambda *args: None)
+
+
 def _fake_run(calls, fail=(), interrupt_at=None):
     def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args):
         calls.append((model, seed))
@@ -77,7 +83,8 @@ def _fake_run(calls, fail=(), interrupt_at=None):
     return run_one
 
 
-def test_rerun_skips_finished_runs_and_interruption_loses_nothing(tmp_path, monkeypatch):
+def test_rerun_skips_finished_runs_and_interruption_loses_nothing(tmp_path, monkeypatch,
+                                                                  no_config_check):
     calls = []
     monkeypatch.setattr(runner, "run_one", _fake_run(calls, interrupt_at=4))
     with pytest.raises(KeyboardInterrupt):
@@ -97,7 +104,7 @@ def test_rerun_skips_finished_runs_and_interruption_loses_nothing(tmp_path, monk
     assert calls == [] and open(paths["md"]).read() == first
 
 
-def test_a_failing_model_is_reported_and_the_others_run(tmp_path, monkeypatch):
+def test_a_failing_model_is_reported_and_the_others_run(tmp_path, monkeypatch, no_config_check):
     calls = []
     monkeypatch.setattr(runner, "run_one", _fake_run(calls, fail={"BPR"}))
     paths = runner.run_comparison(["A", "BPR", "B"], [1], "toy", output_dir=str(tmp_path),
@@ -113,7 +120,7 @@ def test_a_failing_model_is_reported_and_the_others_run(tmp_path, monkeypatch):
 def test_command_line_comparison_writes_all_tables(workdir):
     args = ["--model=AnchorMultVAE,Pop", "--dataset=ml-100k", "--seed=1,2", "--epochs=1",
             "--output_dir=OUT", "--eval_batch_size=2000000", "--metrics=['NDCG','Recall']",
-            "--valid_metric=NDCG@10"]
+            "--topk=[10]", "--valid_metric=NDCG@10"]
     assert main(args) == 0
     out = workdir / "OUT"
     rows = list(csv.DictReader(open(out / "comparison.csv")))
@@ -125,3 +132,30 @@ def test_command_line_comparison_writes_all_tables(workdir):
     assert "±" in markdown and "Against Pop" in markdown and "p" in markdown
     assert (out / "comparison.tex").read_text().startswith("\\begin{table}")
     assert (out / "comparison.png").stat().st_size > 0
+
+
+def test_model_variants_parse_and_keep_separate_records(tmp_path):
+    from recbole_anchor.comparison.variants import parse_variant, split_models
+    from recbole_anchor.errors import InvalidConfigError
+
+    spec = "AnchorMultVAE,AnchorMultVAE[anchor_terms=['pull','spread'];anchor_weight=0.3],EASE"
+    models = split_models(spec)
+    assert models == ["AnchorMultVAE", "AnchorMultVAE[anchor_terms=['pull','spread'];anchor_weight=0.3]", "EASE"]
+    assert parse_variant(models[1]) == ("AnchorMultVAE", {"anchor_terms": ["pull", "spread"], "anchor_weight": 0.3})
+    assert parse_variant("EASE") == ("EASE", {})
+    with pytest.raises(InvalidConfigError, match="key=value"):
+        parse_variant("AnchorMultVAE[anchor_weight]")
+    store = RecordStore(str(tmp_path))
+    paths = {store.path(m, 1) for m in ["A[x=0.1]", "A[x=0_1]", "A"]}
+    assert len(paths) == 3
+
+
+def test_a_configuration_no_model_can_use_stops_before_running(workdir):
+    from recbole_anchor.errors import InvalidConfigError
+
+    with pytest.raises(InvalidConfigError, match="valid_metric=MRR@10 is not computed"):
+        runner.run_comparison(["AnchorMultVAE", "Pop"], [1], "ml-100k",
+                              config_dict={"metrics": ["NDCG"], "valid_metric": "MRR@10"},
+                              cmd_args=[], log=lambda m: None)
+    assert not (workdir / "results" / "ml-100k" / "runs").exists() or not any(
+        (workdir / "results" / "ml-100k" / "runs").iterdir())

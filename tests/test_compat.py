@@ -15,7 +15,8 @@ from recbole.config import configurator
 from recbole_anchor import checkpoint, compat
 from recbole_anchor.errors import CheckpointError
 from recbole_anchor.model.general_recommender import AnchorMultVAE
-from recbole_anchor.registry import get_model, get_trainer
+from recbole_anchor.model.fold_in import build_model
+from recbole_anchor.registry import get_trainer
 
 from conftest import make_config, prepare
 
@@ -24,7 +25,7 @@ def _fit(config, epochs=1):
     config["epochs"] = epochs
     dataset, (train_data, valid_data, test_data) = prepare(config)
     torch.manual_seed(0)
-    model = get_model(config["model"])(config, train_data._dataset)
+    model = build_model(config, train_data._dataset)  # with held-out users' fold-in
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     trainer.fit(train_data, valid_data, saved=True, show_progress=False)
     return trainer, test_data
@@ -90,7 +91,7 @@ def test_resume_continues_from_the_checkpoint(workdir):
     trainer, _ = _fit(make_config("AnchorMultVAE", epochs=2), epochs=2)
     config = make_config("AnchorMultVAE", epochs=3)
     dataset, (train_data, valid_data, _) = prepare(config)
-    model = AnchorMultVAE(config, train_data._dataset)
+    model = build_model(config, train_data._dataset)
     resumed = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     resumed.resume_checkpoint(trainer.saved_model_file)
     assert resumed.start_epoch == 2

@@ -246,7 +246,7 @@ def test_anchor_term_lowers_masking_drift_on_planted_clusters(planted, tmp_path,
     for name, weight in (("anchored", 5.0), ("plain", 0.0)):
         settings = _planted_settings(planted, anchor_weight=weight, checkpoint_dir=f"saved/{name}", **tiny)
         run_recbole_anchor("AnchorMultVAE", "planted", config_dict=settings, cmd_args=[])
-        (paths[name],) = glob.glob(f"saved/{name}/*.pth")
+        (paths[name],) = [p for p in glob.glob(f"saved/{name}/*.pth") if not p.endswith("-last.pth")]
     status = main([
         f"--checkpoint={paths['anchored']}", f"--compare-checkpoint={paths['plain']}",
         "--output_dir=out", "--users=300", "--pairs=5000", "--mask_draws=6", "--knn=10", "--no-tsne",

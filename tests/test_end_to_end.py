@@ -14,7 +14,7 @@ def test_short_run_beats_popularity(workdir):
     ours = run_recbole_anchor(
         "AnchorMultVAE", "ml-100k", config_dict={**SHORT, "epochs": 30}, cmd_args=[]
     )
-    assert set(ours) == {"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"}
+    assert {"best_valid_score", "valid_score_bigger", "best_valid_result", "test_result"} <= set(ours)
     assert ours["test_result"]["ndcg@10"] > pop["test_result"]["ndcg@10"]
 
 

@@ -38,7 +38,8 @@ def _config(metrics, topk, places):
     from recbole_anchor import Config
 
     return Config(model="AnchorMultVAE", dataset="ml-100k", cmd_args=[], config_dict={
-        "metrics": metrics, "topk": topk, "metric_decimal_place": places})
+        "metrics": metrics, "topk": topk, "metric_decimal_place": places,
+        "valid_metric": f"{metrics[0]}@{topk[0]}"})
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -4,6 +4,7 @@ A comparison is resumable because its state is nothing but these files: a rerun 
 every (model, seed) that already has a record, and a crash or Ctrl-C loses nothing
 that finished. Records are written atomically (temporary file, fsync, rename).
 """
+import hashlib
 import json
 import os
 import re
@@ -19,6 +20,8 @@ class RecordStore:
 
     def path(self, model, seed):
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(model))
+        if safe != str(model):  # a variant: keep distinct specs in distinct files
+            safe += "-" + hashlib.sha1(str(model).encode()).hexdigest()[:8]
         return os.path.join(self.folder, f"{safe}__seed{seed}.json")
 
     def has(self, model, seed):

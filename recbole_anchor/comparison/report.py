@@ -98,9 +98,15 @@ def markdown(records, models, metrics, baseline, title, group_rows=None):
     table = summarize(records, models, metrics)
     seeds = sorted({r["seed"] for r in records})
     lines = [f"# {title}", "", f"Test results, mean ± std over seeds {seeds}.", ""]
-    lines.append("| model | " + " | ".join(metrics) + " |")
-    lines.append("|---|" + "---|" * len(metrics))
-    for model in models:
+    if not metrics:
+        lines.append("No run succeeded.")
+        metrics_rows = []
+    else:
+        metrics_rows = models
+    if metrics_rows:
+        lines.append("| model | " + " | ".join(metrics) + " |")
+        lines.append("|---|" + "---|" * len(metrics))
+    for model in metrics_rows:
         cells = []
         for metric in metrics:
             stats = table[model].get(metric)

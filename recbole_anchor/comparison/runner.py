@@ -13,6 +13,7 @@ from logging import getLogger
 
 from recbole_anchor.comparison.records import RecordStore
 from recbole_anchor.comparison.report import write_report
+from recbole_anchor.comparison.variants import parse_variant
 from recbole_anchor.errors import RecBoleAnchorError
 
 
@@ -21,16 +22,18 @@ def default_output_dir(dataset):
 
 
 def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args):
-    """Train and test one model on one seed; a record (see ``records``)."""
+    """Train and test one model (or variant, ``Name[key=value]``) on one seed; a record
+    (see ``records``)."""
     from recbole_anchor.quick_start import run_recbole_anchor
 
     started = time.time()
     try:
+        name, overrides = parse_variant(model)
         result = run_recbole_anchor(
-            model=model,
+            model=name,
             dataset=dataset,
             config_file_list=config_file_list,
-            config_dict={**(config_dict or {}), "seed": seed},
+            config_dict={**(config_dict or {}), **overrides, "seed": seed},
             cmd_args=cmd_args,
         )
     except (KeyboardInterrupt, SystemExit):
@@ -87,6 +90,25 @@ def activity_rows(records, models, metrics):
     return "\n".join(lines)
 
 
+def check_shared_config(models, dataset, config_file_list, config_dict, cmd_args):
+    """Stop before running anything when no model accepts the configuration (a shared
+    mistake such as a missing dataset or an uncomputed ``valid_metric``); a model that
+    alone cannot run is recorded as failed later, and the others go on."""
+    from recbole_anchor.config import Config
+    from recbole_anchor.data.atomic_files import check_dataset_files
+
+    errors = []
+    for spec in models:
+        name, overrides = parse_variant(spec)
+        try:
+            check_dataset_files(Config(name, dataset, config_file_list,
+                                       {**(config_dict or {}), **overrides}, cmd_args))
+        except RecBoleAnchorError as err:
+            errors.append(err)
+    if len(errors) == len(models):
+        raise errors[0]
+
+
 def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
                    config_file_list=None, config_dict=None, cmd_args=None, log=print):
     """Run ``models`` x ``seeds`` on ``dataset`` (skipping finished runs) and write
@@ -101,6 +123,7 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
         raise RecBoleAnchorError(
             f"baseline '{baseline}' is not among the models {models}; pick one with --baseline"
         )
+    check_shared_config(models, dataset, config_file_list, config_dict, cmd_args)
     store = RecordStore(output_dir)
     for seed in seeds:
         for model in models:
