@@ -23,7 +23,6 @@ renamed over the target, so a crash never leaves a half-written file.
 import os
 import pickle
 import secrets
-import tempfile
 from collections import OrderedDict
 
 import numpy as np
@@ -34,6 +33,7 @@ from recbole.utils import enum_type
 from recbole.utils import get_local_time
 
 from recbole_anchor import rng_state
+from recbole_anchor.atomic_io import atomic_open
 from recbole_anchor.errors import CheckpointError, TrainingDivergedError
 
 _ENUMS = {
@@ -123,21 +123,8 @@ def config_to_plain(config):
 
 def atomic_save(obj, path):
     """``torch.save`` to ``path`` through a temporary file, fsync and rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(
-        dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
+    with atomic_open(path, "wb") as handle:
+        torch.save(obj, handle)
 
 
 def unique_checkpoint_path(folder, model):

@@ -6,19 +6,13 @@ its one-line reason and the search goes on. Every finished trial is appended to 
 table at once, so an interrupted search keeps what it finished.
 """
 import csv
-import logging
-import os
-from logging import getLogger
 
 import yaml
 from recbole.trainer.hyper_tuning import HyperTuning
-from recbole.utils import init_logger, init_seed
 
-from recbole_anchor.config import Config
-from recbole_anchor.data.atomic_files import check_dataset_files
-from recbole_anchor.data.loading import create_dataset, data_preparation
+from recbole_anchor.atomic_io import atomic_open
 from recbole_anchor.errors import InvalidConfigError
-from recbole_anchor.registry import get_model, get_trainer
+from recbole_anchor.quick_start import run_recbole_anchor
 
 ALGOS = ("exhaustive", "random", "bayes")
 
@@ -33,31 +27,18 @@ def as_lists(value):
 
 
 def objective_function(config_dict=None, config_file_list=None, saved=True):
-    """Train and test one configuration; RecBole's ``objective_function`` with the
-    plugin's Config and without Ray (``tune.report``)."""
-    config = Config(config_dict=config_dict, config_file_list=config_file_list, cmd_args=[])
-    check_dataset_files(config)
-    init_seed(config["seed"], config["reproducibility"])
-    logger = getLogger()
-    for handler in logger.handlers[:]:
-        logger.removeHandler(handler)
-    init_logger(config)
-    logging.basicConfig(level=logging.ERROR)
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    init_seed(config["seed"], config["reproducibility"])
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, verbose=False, saved=saved
+    """Train and test one configuration; RecBole's ``objective_function`` through the
+    plugin's quick start (so plugin models, presets and the SG protocol apply), without
+    Ray's ``tune.report``."""
+    result = run_recbole_anchor(
+        config_dict=config_dict, config_file_list=config_file_list, saved=saved, cmd_args=[]
     )
-    test_result = trainer.evaluate(test_data, load_best_model=saved)
     return {
-        "model": config["model"],
-        "best_valid_score": float(best_valid_score),
-        "valid_score_bigger": config["valid_metric_bigger"],
-        "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
-        "test_result": {k: float(v) for k, v in (test_result or {}).items()},
+        "model": (config_dict or {}).get("model", ""),
+        "best_valid_score": result["best_valid_score"],
+        "valid_score_bigger": result["valid_score_bigger"],
+        "best_valid_result": dict(result["best_valid_result"] or {}),
+        "test_result": dict(result["test_result"] or {}),
     }
 
 
@@ -140,9 +121,7 @@ def _write_csv(path, rows):
     columns = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    tmp_path = path + ".tmp"
-    with open(tmp_path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_open(path, newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp_path, path)

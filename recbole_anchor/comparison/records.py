@@ -8,7 +8,8 @@ import hashlib
 import json
 import os
 import re
-import tempfile
+
+from recbole_anchor.atomic_io import atomic_open
 
 
 class RecordStore:
@@ -28,18 +29,8 @@ class RecordStore:
         return os.path.isfile(self.path(model, seed))
 
     def write(self, record):
-        path = self.path(record["model"], record["seed"])
-        fd, tmp_path = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_path, path)
-        except BaseException:
-            if os.path.exists(tmp_path):
-                os.unlink(tmp_path)
-            raise
+        with atomic_open(self.path(record["model"], record["seed"]), encoding="utf-8") as handle:
+            json.dump(record, handle)
 
     def read(self, model, seed):
         with open(self.path(model, seed), encoding="utf-8") as handle:
