@@ -69,6 +69,11 @@ Patches:
     score is still rising on a noisy validation set. A stop is now held back while the
     least-squares slope of the last ``3 * stopping_step`` validation scores still
     points the better way; on a plateau or a decline RecBole's rule applies unchanged.
+14. ``weights_only_pretrain_checkpoints``: ``PretrainTrainer.save_pretrained_model``
+    (RaCT's and S3Rec's pre-training stages) pickles the Config too, so the following
+    stage's ``torch.load(pre_model_path)`` and ``evaluate(load_best_model=True)``
+    fail on torch >= 2.6 (#2212). Pre-trained models are now written like every other
+    checkpoint (plain config, atomic).
 """
 import contextlib
 import importlib
@@ -236,6 +241,28 @@ def weights_only_checkpoints(config_from_dict):
     importlib.import_module("recbole.quick_start").load_data_and_model = (
         load_data_and_model
     )
+
+
+def weights_only_pretrain_checkpoints():
+    from recbole.trainer.trainer import PretrainTrainer
+
+    recbole_save = PretrainTrainer.save_pretrained_model
+
+    def save_pretrained_model(self, epoch, saved_model_file):
+        checkpoint.atomic_save(
+            {
+                "config": checkpoint.config_to_plain(self.config),
+                "epoch": epoch,
+                "state_dict": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "other_parameter": checkpoint.encode_arrays(self.model.other_parameter()),
+            },
+            saved_model_file,
+        )
+        self.saved_model_file = saved_model_file
+
+    save_pretrained_model.__doc__ = recbole_save.__doc__
+    PretrainTrainer.save_pretrained_model = save_pretrained_model
 
 
 def autoencoder_dataloader():
@@ -553,4 +580,5 @@ def apply(find_plugin_model, config_from_dict):
     race_free_dirs()
     plugin_metrics()
     trend_aware_stopping()
+    weights_only_pretrain_checkpoints()
     _APPLIED.append(True)

@@ -18,7 +18,7 @@ from recbole_anchor.model.general_recommender import AnchorMultVAE
 from recbole_anchor.model.fold_in import build_model
 from recbole_anchor.registry import get_trainer
 
-from conftest import make_config, prepare
+from conftest import FAST, make_config, prepare
 
 
 def _fit(config, epochs=1):
@@ -163,3 +163,22 @@ def test_missing_feature_values_are_filled(tmp_path):
     by_item = feat.set_index("item_id")
     assert math.isclose(by_item.loc[dataset.token2id("item_id", "2"), "price"], 3.0)  # mean
     assert by_item.loc[dataset.token2id("item_id", "3"), "brand"] == 0  # [PAD]
+
+
+def test_ract_stages_chain_through_weights_only_checkpoints(workdir):
+    """RaCT's pre-training stages save with PretrainTrainer; the next stage loads that
+    file with torch.load's weights-only default."""
+    from recbole_anchor import run_recbole_anchor
+
+    tiny = {**FAST, "pretrain_epochs": 1, "save_step": 1, "epochs": 1,
+            "mlp_hidden_size": [32], "latent_dimension": 16, "critic_layers": [8]}
+    run_recbole_anchor("RaCT", "ml-100k", config_dict={**tiny, "train_stage": "actor_pretrain"},
+                       cmd_args=[])
+    (actor,) = (workdir / "saved").glob("RaCT-ml-100k-1.pth")
+    torch.load(actor, weights_only=True)
+    run_recbole_anchor("RaCT", "ml-100k", cmd_args=[], config_dict={
+        **tiny, "train_stage": "critic_pretrain", "pre_model_path": str(actor)})
+    (critic,) = (workdir / "saved").glob("RaCT-ml-100k-1.pth")
+    result = run_recbole_anchor("RaCT", "ml-100k", cmd_args=[], config_dict={
+        **tiny, "train_stage": "finetune", "pre_model_path": str(critic)})
+    assert 0 < result["test_result"]["ndcg@100"] <= 1
