@@ -118,6 +118,8 @@ def test_a_failing_model_is_reported_and_the_others_run(tmp_path, monkeypatch, n
 
 
 def test_command_line_comparison_writes_all_tables(workdir):
+    """The issue's check, smaller; run twice into two folders, the same seeds give the
+    same numbers (CPU reproducibility of the comparison mode)."""
     args = ["--model=AnchorMultVAE,Pop", "--dataset=ml-100k", "--seed=1,2", "--epochs=1",
             "--output_dir=OUT", "--eval_batch_size=2000000", "--metrics=['NDCG','Recall']",
             "--topk=[10]", "--valid_metric=NDCG@10"]
@@ -132,6 +134,9 @@ def test_command_line_comparison_writes_all_tables(workdir):
     assert "±" in markdown and "Against Pop" in markdown and "p" in markdown
     assert (out / "comparison.tex").read_text().startswith("\\begin{table}")
     assert (out / "comparison.png").stat().st_size > 0
+
+    assert main([arg.replace("OUT", "OUT2") for arg in args]) == 0
+    assert (workdir / "OUT2" / "comparison.csv").read_text() == (out / "comparison.csv").read_text()
 
 
 def test_model_variants_parse_and_keep_separate_records(tmp_path):
