@@ -145,7 +145,9 @@ class StrongGeneralizationDataset(Dataset):
 
         # Items of the training users, by hashing the tokens (np.isin compares object
         # arrays item by item: minutes at ML-20M's size).
-        item_codes, item_tokens = pd.factorize(self.inter_feat[self.iid_field], use_na_sentinel=False)
+        item_codes, item_tokens = pd.factorize(
+            self.inter_feat[self.iid_field], use_na_sentinel=False
+        )
         train_item = np.zeros(len(item_tokens), dtype=bool)
         train_item[item_codes[group == 0]] = True
         keep = (group == 0) | train_item[item_codes]

@@ -41,7 +41,9 @@ class SparseRows(NamedTuple):
         counts = end - start
         offsets = torch.cumsum(counts, 0) - counts
         nnz = int(counts.sum())
-        row_of = torch.repeat_interleave(torch.arange(len(user), device=user.device), counts, output_size=nnz)
+        row_of = torch.repeat_interleave(
+            torch.arange(len(user), device=user.device), counts, output_size=nnz
+        )
         position = torch.arange(nnz, device=user.device) - offsets[row_of]
         items = row_items[start[row_of] + position]
         return cls(row_of, items, offsets, counts.to(torch.float32), int(n_items))
