@@ -60,6 +60,21 @@ def build_parser():
         help="also load checkpoints written by plain RecBole; they pickle objects, so "
         "loading one runs code stored in the file: only for files you trust",
     )
+    parser.add_argument(
+        "--nproc", type=int, default=1,
+        help="processes for data-parallel training on this machine (RecBole's; "
+        "gloo on the CPU, nccl on CUDA with one gpu_id per process)",
+    )
+    parser.add_argument(
+        "--world_size", type=int, default=-1,
+        help="processes in the whole group, all machines together (default: --nproc)",
+    )
+    parser.add_argument("--ip", default="localhost", help="address of process 0")
+    parser.add_argument("--port", default="5678", help="port of process 0")
+    parser.add_argument(
+        "--group_offset", type=int, default=0,
+        help="rank of this machine's first process in the group",
+    )
     return parser
 
 
@@ -108,7 +123,13 @@ def main(argv=None):
         config_dict = {} if sys.stderr.isatty() else {"show_progress": False}
         models = split_models(args.model)
         seeds = parse_seeds(args.seed) if args.seed else []
+        if args.nproc < 1:
+            raise RecBoleAnchorError(f"--nproc={args.nproc}: give at least 1 process")
         if len(models) > 1 or len(seeds) > 1:
+            if args.nproc > 1 or args.world_size > 0:
+                raise RecBoleAnchorError(
+                    "--nproc runs one model on one seed; drop it or the lists"
+                )
             return compare(args, models, seeds, config_files, config_dict, extra)
         if seeds:
             config_dict["seed"] = seeds[0]
@@ -122,6 +143,11 @@ def main(argv=None):
             cmd_args=split_overrides(extra),
             resume=args.resume,
             trust_checkpoint=args.trust_checkpoint,
+            nproc=args.nproc,
+            world_size=args.world_size,
+            ip=args.ip,
+            port=args.port,
+            group_offset=args.group_offset,
         )
     except RecBoleAnchorError as err:
         print(f"run_recbole_anchor: error: {err}", file=sys.stderr)
@@ -129,6 +155,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("run_recbole_anchor: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if result is None:  # a machine without process 0 of a multi-machine group
+        print("done; process 0 reports the results")
+        return 0
     print(format_result(f"best valid ({args.model} on {args.dataset}):", result["best_valid_result"]))
     print(format_result(f"test result ({args.model} on {args.dataset}):", result["test_result"]))
     if "activity_result" in result:

@@ -4,7 +4,8 @@ RecBole 1.2.1 is the last release and is unmaintained. ``apply()`` (called once 
 ``import recbole_anchor``) patches it so that it runs on numpy 2, torch >= 2.6 and
 setuptools >= 81, and so that RecBole's own helpers know the plugin's models. Each
 patch names the upstream problem it works around and has a test in
-``tests/test_compat.py`` (patches 8 to 11: ``tests/test_reliability.py``; 7: ``tests/test_tuning.py``). Nothing
+``tests/test_compat.py`` (patches 8 to 11: ``tests/test_reliability.py``; 7: ``tests/test_tuning.py``;
+14: ``tests/test_distributed.py``). Nothing
 here disables torch's weights-only loading process-wide or pins numpy below 2.
 
 Patches:
@@ -74,9 +75,20 @@ Patches:
     stage's ``torch.load(pre_model_path)`` and ``evaluate(load_best_model=True)``
     fail on torch >= 2.6 (#2212). Pre-trained models are now written like every other
     checkpoint (plain config, atomic).
+15. ``cpu_distributed``: RecBole's multi-process training (``nproc``, ``world_size``,
+    ``ip``, ``port``) only runs on CUDA: ``Config._init_device`` hard-codes the nccl
+    backend and asserts one ``gpu_id`` per process, and ``AbstractTrainer`` wraps the
+    model in ``DistributedDataParallel`` with ``device_ids=[local_rank]``, which torch
+    refuses for a CPU model (no upstream issue). Without CUDA the processes now join a
+    gloo group on the CPU and DDP gets no device IDs. DDP no longer re-broadcasts
+    buffers before every forward (a plugin model keeps its whole CSR training matrix in
+    buffers; they are equal on every process after DDP's initial sync), and every
+    process uses process 0's checkpoint name (patch 8 draws a random one per process,
+    and only process 0 writes it).
 """
 import contextlib
 import importlib
+import inspect
 import os
 import sys
 import types
@@ -559,6 +571,76 @@ def trend_aware_stopping():
     trainer_cls._valid_epoch = _valid_epoch
 
 
+def _gloo_init_device(self):
+    """RecBole's ``Config._init_device`` for a multi-process run without CUDA."""
+    final = self.final_config_dict
+    final["gpu_id"] = str(final["gpu_id"]) if final["gpu_id"] is not None else ""
+    torch.distributed.init_process_group(
+        backend="gloo",
+        rank=final["local_rank"] + (final["offset"] or 0),
+        world_size=final["world_size"],
+        init_method=f"tcp://{final['ip']}:{final['port']}",
+    )
+    final["device"] = torch.device("cpu")
+    final["single_spec"] = False
+    if final["local_rank"] != 0:
+        final["state"] = "error"
+        final["show_progress"] = False
+        final["verbose"] = False
+
+
+def cpu_distributed():
+    from recbole.trainer import trainer as trainer_module
+    from torch.nn.parallel import DistributedDataParallel
+
+    recbole_init_device = configurator.Config._init_device
+
+    def _init_device(self):
+        if "local_rank" in self.final_config_dict and not torch.cuda.is_available():
+            return _gloo_init_device(self)
+        return recbole_init_device(self)
+
+    _init_device.__doc__ = recbole_init_device.__doc__
+    configurator.Config._init_device = _init_device
+
+    abstract_trainer = trainer_module.AbstractTrainer
+    # torch >= 2.12 names it forward_sync_buffers (broadcast_buffers is deprecated).
+    ddp_options = inspect.signature(DistributedDataParallel.__init__).parameters
+    no_forward_buffer_sync = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in ddp_options
+        else {"broadcast_buffers": False}
+    )
+
+    def abstract_init(self, config, model):
+        self.config = config
+        self.model = model
+        if not config["single_spec"]:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            on_cuda = torch.device(config["device"]).type == "cuda"
+            self.distributed_model = DistributedDataParallel(
+                self.model,
+                device_ids=[config["local_rank"]] if on_cuda else None,
+                **no_forward_buffer_sync,
+            )
+
+    abstract_init.__doc__ = abstract_trainer.__init__.__doc__
+    abstract_trainer.__init__ = abstract_init
+
+    trainer_cls = trainer_module.Trainer
+    unique_init = trainer_cls.__init__
+
+    def __init__(self, config, model):
+        unique_init(self, config, model)
+        if not config["single_spec"]:
+            shared = [self.saved_model_file]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            self.saved_model_file = shared[0]
+
+    __init__.__doc__ = unique_init.__doc__
+    trainer_cls.__init__ = __init__
+
+
 def apply(find_plugin_model, config_from_dict):
     """Apply every patch once.
 
@@ -581,4 +663,5 @@ def apply(find_plugin_model, config_from_dict):
     plugin_metrics()
     trend_aware_stopping()
     weights_only_pretrain_checkpoints()
+    cpu_distributed()
     _APPLIED.append(True)

@@ -3,6 +3,7 @@ import sys
 from collections import OrderedDict
 from logging import getLogger
 
+import torch
 from recbole.data.transform import construct_transform
 from recbole.quick_start import load_data_and_model  # noqa: F401  (patched in compat)
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
@@ -30,8 +31,15 @@ def run_recbole_anchor(
     cmd_args=None,
     resume=None,
     trust_checkpoint=False,
+    nproc=1,
+    world_size=-1,
+    ip="localhost",
+    port="5678",
+    group_offset=0,
+    queue=None,
 ):
-    r"""Train ``model`` on ``dataset``, then test it; RecBole's ``run_recbole`` for
+    r"""Train ``model`` on ``dataset``, then test it; RecBole's ``run_recbole`` (and,
+    with ``nproc`` > 1 or ``world_size`` > 0, RecBole's multi-process ``run``) for
     plugin and RecBole models alike.
 
     Args:
@@ -48,14 +56,42 @@ def run_recbole_anchor(
             exactly where that run was; the run keeps writing its checkpoints there.
         trust_checkpoint (bool): also load checkpoints written by plain RecBole, which
             pickle objects (loading them runs code stored in the file).
+        nproc (int): processes to start on this machine for data-parallel training
+            (RecBole's ``--nproc``): each trains on its share of every batch and
+            evaluates its share of the users; gradients and metrics are averaged
+            (RecBole's DDP). nccl on CUDA, gloo on the CPU.
+        world_size (int): processes in the whole group, on all machines (-1: ``nproc``).
+        ip, port: address of process 0 for the group to meet at.
+        group_offset (int): rank of this machine's first process in the group.
+        queue: where process 0 of a multi-process run puts its result (internal).
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result`` and
         ``test_result``, as RecBole's ``run_recbole`` returns; ``test_per_user``, each
         top-k test metric's value per test user in the test loader's user order; and
         under the SG split ``activity_result``, the test metrics per group of users by
-        activity.
+        activity. In a multi-process run the result is process 0's: the metrics of
+        all users, ``test_per_user`` of its share of the users only, and no
+        ``activity_result``.
     """
+    if nproc > 1 or world_size > 0:
+        return _run_processes(
+            dict(
+                model=model,
+                dataset=dataset,
+                config_file_list=config_file_list,
+                config_dict=config_dict,
+                saved=saved,
+                cmd_args=[] if cmd_args is None else cmd_args,
+                resume=resume,
+                trust_checkpoint=trust_checkpoint,
+            ),
+            nproc,
+            world_size,
+            ip,
+            port,
+            group_offset,
+        )
     config = Config(
         model=model,
         dataset=dataset,
@@ -93,6 +129,8 @@ def run_recbole_anchor(
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
+    if not config["single_spec"]:
+        torch.distributed.barrier()  # process 0 has written the best checkpoint
     trainer.evaluator = PerUserEvaluator(config)  # same means, per-user values kept
     test_result = trainer.evaluate(
         test_data, load_best_model=saved, show_progress=config["show_progress"]
@@ -114,10 +152,44 @@ def run_recbole_anchor(
             metric: values.tolist() for metric, values in trainer.evaluator.last_per_user.items()
         },
     }
-    if isinstance(dataset, StrongGeneralizationDataset) and hasattr(test_data, "uid_list"):
+    if (
+        isinstance(dataset, StrongGeneralizationDataset)
+        and hasattr(test_data, "uid_list")
+        and config["single_spec"]  # a process of several holds its share of users only
+    ):
         result["activity_result"] = evaluate_by_activity(test_data, result["test_per_user"])
         logger.info(format_activity_table(result["activity_result"]))
+    if not config["single_spec"]:
+        torch.distributed.destroy_process_group()
+        if config["local_rank"] == 0 and queue is not None:
+            queue.put(result)
     return result
+
+
+def _run_processes(kwargs, nproc, world_size, ip, port, group_offset):
+    """RecBole's ``run`` for ``nproc`` > 1: spawn the processes of this machine, each
+    running :func:`run_recbole_anchor` with its ``local_rank``; process 0's result."""
+    import torch.multiprocessing as mp
+
+    queue = mp.get_context("spawn").SimpleQueue()
+    config_dict = dict(kwargs["config_dict"] or {})
+    config_dict.update(
+        world_size=nproc if world_size == -1 else world_size,
+        ip=ip,
+        port=port,
+        nproc=nproc,
+        offset=group_offset,
+    )
+    kwargs = {**kwargs, "config_dict": config_dict, "queue": queue}
+    mp.spawn(run_rank, args=(kwargs,), nprocs=nproc, join=True)
+    return None if queue.empty() else queue.get()
+
+
+def run_rank(rank, kwargs):
+    """Spawn target: :func:`run_recbole_anchor` as process ``rank`` of this machine
+    (RecBole's ``run_recboles`` builds RecBole's Config, which knows no plugin model)."""
+    config_dict = {**kwargs["config_dict"], "local_rank": rank}
+    run_recbole_anchor(**{**kwargs, "config_dict": config_dict})
 
 
 def _plain(result):

@@ -23,6 +23,7 @@ part's :meth:`~StrongGeneralizationDataset.with_fold_in`.
 import numbers
 
 import numpy as np
+import pandas as pd
 from recbole.data.dataset import Dataset
 from recbole.data.interaction import cat_interactions
 
@@ -142,11 +143,17 @@ class StrongGeneralizationDataset(Dataset):
         group_of_user[order[n_train + n_valid :]] = 2
         group = group_of_user[user_index]
 
-        items = self.inter_feat[self.iid_field].to_numpy()
-        keep = (group == 0) | np.isin(items, np.unique(items[group == 0]))
+        # Items of the training users, by hashing the tokens (np.isin compares object
+        # arrays item by item: minutes at ML-20M's size).
+        item_codes, item_tokens = pd.factorize(
+            self.inter_feat[self.iid_field], use_na_sentinel=False
+        )
+        train_item = np.zeros(len(item_tokens), dtype=bool)
+        train_item[item_codes[group == 0]] = True
+        keep = (group == 0) | train_item[item_codes]
         self.inter_feat = self.inter_feat[keep]
         if self.item_feat is not None:
-            in_train = self.item_feat[self.iid_field].isin(np.unique(items[group == 0]))
+            in_train = self.item_feat[self.iid_field].isin(item_tokens[train_item])
             self.item_feat = self.item_feat[in_train.to_numpy()]
         self._reset_index()
         group, user_index = group[keep], user_index[keep]

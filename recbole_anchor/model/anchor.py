@@ -15,8 +15,10 @@ input :math:`\tilde x`,
 
 with :math:`\operatorname{tr}\Sigma = \sum_j \exp(\text{logvar}_j)`. :math:`S` is the
 user's full (unmasked) training item set. All three parts are computed for a batch
-from two products of the binary user rows :math:`X` with :math:`E` and with the
-anchors' squared norms, with no loop over users. The anchors take part in training
+from one product of the binary user rows :math:`X` with :math:`[E, \lVert e_i\rVert^2]`
+(the anchors and their squared norms), with no loop over users; for
+:class:`~recbole_anchor.model.sparse_rows.SparseRows` the product reads only the
+anchors of the users' items. The anchors take part in training
 only; inference uses the encoder mean and never reads them.
 
 :class:`AnchorRegularized` is the mixin through which a VAE recommender of the plugin
@@ -27,12 +29,25 @@ import torch
 import torch.nn as nn
 
 from recbole_anchor.model.config_checks import check_int_at_least, check_nonnegative, fail
+from recbole_anchor.model.sparse_rows import SparseRows
 
 #: The parts of L_A, in the order of the closed form.
 ANCHOR_TERMS = ("pull", "variance", "spread")
 
 #: The config keys of the anchor term, the same for every model that composes it.
 ANCHOR_CONFIG_KEYS = ("anchor_weight", "anchor_warmup_steps", "anchor_init_std", "anchor_terms")
+
+
+def _set_sizes(rows):
+    r""":math:`|S_u|` (B,) of binary rows: dense, torch-sparse or :class:`SparseRows`."""
+    if isinstance(rows, SparseRows):
+        return rows.counts
+    return rows.sum(dim=1).to_dense() if rows.is_sparse else rows.sum(dim=1)
+
+
+def _rows_times(rows, table):
+    r""":math:`X T` for binary rows :math:`X` and an item-major ``table`` (n_items x k)."""
+    return rows.times(table) if isinstance(rows, SparseRows) else rows @ table
 
 
 class ItemAnchors(nn.Module):
@@ -61,10 +76,10 @@ class ItemAnchors(nn.Module):
 
     def centroid(self, rows):
         r""":math:`\bar e = X E / |S|` for binary user rows ``rows`` (B x n_items),
-        dense or sparse; returns (B x d) centroids and (B,) set sizes :math:`|S|`."""
-        sizes = rows.sum(dim=1).to_dense() if rows.is_sparse else rows.sum(dim=1)
-        sizes = sizes.clamp_min(1.0)
-        return (rows @ self.anchors) / sizes.unsqueeze(1), sizes
+        dense, torch-sparse or :class:`SparseRows`; returns (B x d) centroids and (B,)
+        set sizes :math:`|S|`."""
+        sizes = _set_sizes(rows).clamp_min(1.0)
+        return _rows_times(rows, self.anchors) / sizes.unsqueeze(1), sizes
 
     def parts(self, rows, mu, logvar):
         r"""The three parts of :math:`L_A` per user, as a dict of (B,) tensors.
@@ -72,7 +87,12 @@ class ItemAnchors(nn.Module):
         ``rows``: binary user rows (B x n_items), each user's full item set S;
         ``mu``, ``logvar``: posterior of the masked input (B x d).
         """
-        e_bar, sizes = self.centroid(rows)
+        sizes = _set_sizes(rows).clamp_min(1.0)
+        table = self.anchors
+        if "spread" in self.terms:  # one product of X with [E, ||e_i||^2]
+            table = torch.cat([table, table.pow(2).sum(dim=1, keepdim=True)], dim=1)
+        means = _rows_times(rows, table) / sizes.unsqueeze(1)
+        e_bar = means[:, : self.anchors.shape[1]]
         parts = {}
         if "pull" in self.terms:
             parts["pull"] = (mu - e_bar).pow(2).sum(dim=1)
@@ -80,14 +100,14 @@ class ItemAnchors(nn.Module):
             parts["variance"] = logvar.exp().sum(dim=1)
         if "spread" in self.terms:
             # mean_i ||e_i - e_bar||^2 = mean_i ||e_i||^2 - ||e_bar||^2
-            mean_sq_norm = (rows @ self.anchors.pow(2).sum(dim=1, keepdim=True)).squeeze(1)
-            parts["spread"] = (mean_sq_norm / sizes - e_bar.pow(2).sum(dim=1)).clamp_min(0.0)
+            mean_sq_norm = means[:, -1]
+            parts["spread"] = (mean_sq_norm - e_bar.pow(2).sum(dim=1)).clamp_min(0.0)
         return parts
 
     def forward(self, rows, mu, logvar):
         r"""Per-user :math:`L_A` (B,), the sum of the enabled parts; zero for users
         with an empty item set."""
-        has_items = (rows.sum(dim=1).to_dense() if rows.is_sparse else rows.sum(dim=1)) > 0
+        has_items = _set_sizes(rows) > 0
         loss = sum(self.parts(rows, mu, logvar).values())
         return loss * has_items.to(mu.dtype)
 

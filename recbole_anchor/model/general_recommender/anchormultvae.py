@@ -23,6 +23,16 @@ with :math:`\beta_t = \min(\text{anneal\_cap}, t / \text{total\_anneal\_steps})`
 :math:`L_A` the anchor loss of :class:`recbole_anchor.model.anchor.ItemAnchors`.
 With ``anchor_weight: 0`` the model is exactly Mult-VAE. Inference scores items with
 :math:`g_\theta(\mu)` of the unmasked input.
+
+With ``sparse_input: True`` (the default) a batch's rows stay sparse
+(:class:`~recbole_anchor.model.sparse_rows.SparseRows`): the first encoder layer is
+:math:`\tilde x W_1^\top` summed over each user's items only, input masking drops
+the nonzeros of :math:`x/\lVert x\rVert` (zeros stay zero under dropout, so the
+masked input has the same distribution), the NLL sums :math:`\log\operatorname{softmax}`
+at the user's items only, and the anchor centroid reads only those items' anchors.
+``sparse_input: False`` builds dense B x n_items rows; both give the same losses and
+scores up to float rounding (with the same input mask: the two paths draw the mask
+from the random stream differently).
 """
 import torch
 import torch.nn as nn
@@ -39,6 +49,7 @@ from recbole_anchor.model.config_checks import (
     fail,
     is_int,
 )
+from recbole_anchor.model.sparse_rows import SparseRows
 
 
 def _mlp(dims):
@@ -64,6 +75,7 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         self.dropout_prob = float(config["dropout_prob"])
         self.anneal_cap = float(config["anneal_cap"])
         self.total_anneal_steps = int(config["total_anneal_steps"])
+        self.sparse_input = config["sparse_input"] is not False
 
         self._register_user_rows(dataset)
         # Training steps taken; drives the beta and anchor-weight schedules and is
@@ -75,6 +87,7 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         self.encoder = _mlp([self.n_items] + self.hidden_dims + [2 * self.latent_dim])
         self.decoder = _mlp([self.latent_dim] + self.hidden_dims[::-1] + [self.n_items])
         self.apply(xavier_normal_initialization)
+        self._item_major(self.encoder[0])
         # Created last, from its own generator: the encoder and decoder start the
         # same whatever the anchor settings.
         self.build_anchors(config, self.latent_dim)
@@ -88,8 +101,17 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         check_int_at_least(config, 1, "latent_dimension")
         check_dropout(config)
         check_nonnegative(config, "anneal_cap")
+        if config["sparse_input"] not in (None, True, False):
+            fail(config, "sparse_input", "True or False")
         check_int_at_least(config, 0, "total_anneal_steps")
         AnchorRegularized.check_anchor_config(config)
+
+    @staticmethod
+    def _item_major(layer):
+        r"""Store the first layer's weight :math:`W_1` (hidden x n_items) item by item
+        (its transpose contiguous): same values, same shape and state-dict entry, but
+        the rows of :math:`W_1^\top` a sparse input reads lie together in memory."""
+        layer.weight = nn.Parameter(layer.weight.detach().t().contiguous().t())
 
     # ----------------------------------------------------------------- user rows
     def _register_user_rows(self, dataset):
@@ -106,26 +128,32 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
     def get_rating_matrix(self, user):
         r"""Binary rows :math:`x_u` (B x n_items) of the users ``user`` (B,), built
         from the CSR interaction matrix with one scatter, no loop over users."""
-        user = user.to(self._row_ptr.device)
-        start, end = self._row_ptr[user], self._row_ptr[user + 1]
-        counts = end - start
-        rows = torch.repeat_interleave(torch.arange(len(user), device=user.device), counts)
-        offsets = torch.arange(int(counts.sum()), device=user.device) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts
-        )
-        items = self._row_items[torch.repeat_interleave(start, counts) + offsets]
-        matrix = torch.zeros(len(user), self.n_items, device=user.device)
-        matrix[rows, items] = 1.0
-        return matrix
+        return SparseRows.from_csr(self._row_ptr, self._row_items, user, self.n_items).to_dense()
+
+    def user_rows(self, user):
+        """The binary rows of ``user`` (B,) as the model reads them: sparse
+        (:class:`SparseRows`) with ``sparse_input``, else dense (B x n_items)."""
+        if self.sparse_input:
+            return SparseRows.from_csr(self._row_ptr, self._row_items, user, self.n_items)
+        return self.get_rating_matrix(user)
 
     # ------------------------------------------------------------------- the VAE
     def encode(self, rows, mask=None):
         r""":math:`(\mu, \log\sigma^2) = f_\phi(\operatorname{dropout}(x/\lVert x\rVert))`;
-        the dropout (input masking) applies when ``mask`` (default: in training)."""
-        h = F.normalize(rows, dim=1)
-        if self.training if mask is None else mask:
-            h = F.dropout(h, self.dropout_prob, training=True)
-        h = self.encoder(h)
+        the dropout (input masking) applies when ``mask`` (default: in training).
+        ``rows``: dense (B x n_items) or :class:`SparseRows`."""
+        masking = self.training if mask is None else mask
+        if isinstance(rows, SparseRows):
+            values = rows.l2_normalized_values()
+            if masking:
+                values = F.dropout(values, self.dropout_prob, training=True)
+            first = self.encoder[0]
+            h = self.encoder[1:](rows.times(first.weight.t(), values) + first.bias)
+        else:
+            h = F.normalize(rows, dim=1)
+            if masking:
+                h = F.dropout(h, self.dropout_prob, training=True)
+            h = self.encoder(h)
         return h[:, : self.latent_dim], h[:, self.latent_dim :]
 
     def reparameterize(self, mu, logvar):
@@ -148,8 +176,12 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
 
     @staticmethod
     def multinomial_nll(logits, rows):
-        r""":math:`-\sum_i x_i \log\operatorname{softmax}(\text{logits})_i`, batch mean."""
-        return -(F.log_softmax(logits, dim=1) * rows).sum(dim=1).mean()
+        r""":math:`-\sum_i x_i \log\operatorname{softmax}(\text{logits})_i`, batch mean;
+        for :class:`SparseRows` the sum runs over each user's items only."""
+        log_probs = F.log_softmax(logits, dim=1)
+        if isinstance(rows, SparseRows):
+            return -rows.gather(log_probs).sum() / len(rows)
+        return -(log_probs * rows).sum(dim=1).mean()
 
     @staticmethod
     def kl_divergence(mu, logvar):
@@ -159,7 +191,7 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
     def calculate_loss(self, interaction):
         r"""Returns (NLL, :math:`\beta_t` KL, :math:`\lambda_A(t) L_A`); RecBole's trainer
         sums them and logs each. Each training call advances the step by one."""
-        rows = self.get_rating_matrix(interaction[self.USER_ID])
+        rows = self.user_rows(interaction[self.USER_ID])
         step = int(self.step)
         if self.training:
             self.step += 1
@@ -177,6 +209,6 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
     def full_sort_predict(self, interaction):
         r"""Scores :math:`g_\theta(\mu(x_u))` of all items for each user, flattened;
         no masking, no sampling, no anchors."""
-        rows = self.get_rating_matrix(interaction[self.USER_ID])
+        rows = self.user_rows(interaction[self.USER_ID])
         mu, _ = self.encode(rows, mask=False)
         return self.decoder(mu).view(-1)
