@@ -201,11 +201,13 @@ def _build(case, config, train_data):
     from recbole.utils import init_seed
 
     from recbole_anchor.model.fold_in import build_model
+    from recbole_anchor.optimizer import apply_fused_optimizer
     from recbole_anchor.registry import get_trainer
 
     init_seed(config["seed"], config["reproducibility"])
     model = build_model(config, train_data._dataset)
-    return get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return apply_fused_optimizer(trainer, config)  # as the quick start does
 
 
 def _warm_up_torch(device):
@@ -260,7 +262,10 @@ def measure_time(shape, data_path, device="cpu", epochs=1):
     for case in CASES:  # the loaders depend on the dataset settings only, the same for all
         case_config = Config(*case_settings(case, shape, data_path, device, epochs), cmd_args=[])
         trainers[case] = _build(case, case_config, train_data)
-        results[case] = {"case": case, "model": case_config["model"], "epoch_seconds": []}
+        results[case] = {
+            "case": case, "model": case_config["model"], "epoch_seconds": [],
+            "fused_optimizer": bool(case_config["fused_optimizer"]),
+        }
     train_users = torch.unique(train_data._dataset.inter_feat[train_data._dataset.uid_field])
     for epoch in range(epochs + 1):
         for case, trainer in trainers.items():
@@ -300,14 +305,30 @@ def measure_time(shape, data_path, device="cpu", epochs=1):
 
 
 # ----------------------------------------------------------------------- driver
-def _memory_in_subprocess(case, args):
-    command = [
-        sys.executable, os.path.abspath(__file__), f"--memory_worker={case}",
-        f"--shape={args.shape}", f"--device={args.device}", f"--data_path={args.data_path}",
-        f"--threads={torch_threads(args)}",
-    ]
-    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=args.data_path)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _memory_in_subprocesses(args):
+    """{case: measure_memory(case)}, each case in a fresh process, ``args.memory_jobs``
+    of them at a time (their data preparation then shares the machine)."""
+    def start(case):
+        command = [
+            sys.executable, os.path.abspath(__file__), f"--memory_worker={case}",
+            f"--shape={args.shape}", f"--device={args.device}", f"--data_path={args.data_path}",
+            f"--threads={torch_threads(args)}",
+        ]
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=args.data_path,
+        )
+
+    measured, pending = {}, list(CASES)
+    while pending:
+        batch, pending = pending[: args.memory_jobs], pending[args.memory_jobs :]
+        running = {case: start(case) for case in batch}
+        for case, process in running.items():
+            out, err = process.communicate()
+            if process.returncode:
+                raise RuntimeError(f"memory worker for {case} failed:\n{err[-2000:]}")
+            measured[case] = json.loads(out.strip().splitlines()[-1])
+    return measured
 
 
 def summarize(results, throughput):
@@ -383,6 +404,10 @@ def build_parser():
     parser.add_argument("--data_path", default=os.path.join(HERE, "data"))
     parser.add_argument("--output_dir", default=os.path.join(HERE, "results"))
     parser.add_argument("--seed", type=int, default=2020, help="seed of the synthetic data")
+    parser.add_argument(
+        "--memory_jobs", type=int, default=1,
+        help="memory-measuring processes at a time (default 1: data preparation timed alone)",
+    )
     parser.add_argument("--memory_worker", choices=CASES, help=argparse.SUPPRESS)
     return parser
 
@@ -406,7 +431,7 @@ def main(argv=None):
     synthetic.ensure_dataset(args.shape, args.data_path, seed=args.seed)
     generate_seconds = time.perf_counter() - start
     n_items = synthetic.parse_shape(args.shape)[1]
-    memory = {case: _memory_in_subprocess(case, args) for case in CASES}
+    memory = _memory_in_subprocesses(args)
     throughput = matmul_throughput(args.device, n_items)
     results, prep = measure_time(args.shape, args.data_path, args.device, args.epochs)
     throughput = max(throughput, matmul_throughput(args.device, n_items))

@@ -19,6 +19,7 @@ from recbole_anchor.data.strong_generalization import (
 from recbole_anchor.evaluator.activity import evaluate_by_activity, format_activity_table
 from recbole_anchor.evaluator.per_user import PerUserEvaluator
 from recbole_anchor.model.fold_in import build_model, check_fold_in_support
+from recbole_anchor.optimizer import apply_fused_optimizer
 from recbole_anchor.registry import get_trainer
 
 
@@ -124,6 +125,7 @@ def run_recbole_anchor(
     logger.info(set_color("FLOPs", "blue") + f": {flops}")
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    apply_fused_optimizer(trainer, config)
     if resume_state is not None:
         trainer.resume_checkpoint(resume, state=resume_state)
     best_valid_score, best_valid_result = trainer.fit(

@@ -119,6 +119,7 @@ CHECKS = {
     "valid_metric_bigger": _BOOL,
     "reproducibility": _BOOL,
     "show_progress": _BOOL,
+    "fused_optimizer": _BOOL,
     "state": (
         lambda v: v is None or (isinstance(v, str) and v.lower() in LOG_STATES),
         f"one of {list(LOG_STATES)}",

@@ -34,7 +34,7 @@ def test_named_shapes():
 def test_train_speed_runs_and_reports(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data, out = tmp_path / "data", tmp_path / "results"
-    argv = ["--shape=300x200x6000", f"--data_path={data}", f"--output_dir={out}"]
+    argv = ["--shape=300x200x6000", f"--data_path={data}", f"--output_dir={out}", "--memory_jobs=3"]
     assert train_speed.main(argv) == 0
     report = json.loads((out / "train_speed-300x200x6000-cpu.json").read_text())
     assert set(report["cases"]) == set(train_speed.CASES)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recbole_anchor.model.anchor import ItemAnchors
+from recbole_anchor.model.anchor import ItemAnchors, _SparseAnchorLoss
 from recbole_anchor.model.general_recommender import AnchorMultVAE
 from recbole_anchor.model.sparse_rows import SparseRows
 
@@ -68,6 +68,49 @@ def test_anchor_loss_is_the_same_for_sparse_rows():
     anchors.anchors.grad = None
     dense_loss.sum().backward()
     assert torch.allclose(sparse_grad, anchors.anchors.grad, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "device",
+    ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU"))],
+)
+@pytest.mark.parametrize(
+    "terms",
+    [("pull", "variance", "spread"), ("pull",), ("variance",), ("spread",), ("pull", "spread")],
+)
+def test_fused_sparse_anchor_gradient_equals_autograd_of_the_closed_form(terms, device):
+    """The hand-written backward of the sparse path gives the gradients autograd
+    takes through ItemAnchors.parts (dense rows), for every choice of anchor_terms,
+    with per-user upstream weights and a user with no items; gradcheck agrees."""
+    dense, row_ptr, items = _csr(n_users=7, n_items=12, seed=3)
+    rows = SparseRows.from_csr(row_ptr, items, torch.arange(len(dense)), dense.shape[1])
+    rows = SparseRows(*(t.to(device) for t in rows[:3]), rows.counts.double().to(device),
+                      rows.n_items)
+    dense = dense.to(device)
+    anchors = ItemAnchors(dense.shape[1], 4, init_std=1.0, terms=terms, seed=2).double().to(device)
+    generator = torch.Generator().manual_seed(4)
+    mu = torch.randn(len(dense), 4, dtype=torch.double, generator=generator).to(device)
+    logvar = torch.randn(len(dense), 4, dtype=torch.double, generator=generator).to(device)
+    mu.requires_grad_()
+    logvar.requires_grad_()
+    weights = torch.rand(len(dense), dtype=torch.double, generator=generator).to(device)
+    inputs = [anchors.anchors, mu, logvar]
+    fused = torch.autograd.grad((anchors(rows, mu, logvar) * weights).sum(), inputs,
+                                allow_unused=True)
+    reference = torch.autograd.grad((anchors(dense.double(), mu, logvar) * weights).sum(),
+                                    inputs, allow_unused=True)
+    for got, expected in zip(fused, reference):
+        assert (got is None) == (expected is None)
+        if got is not None:
+            assert torch.allclose(got, expected, atol=1e-12)
+
+    def loss(table, mu, logvar):
+        return _SparseAnchorLoss.apply(
+            table, mu, logvar, rows.items, rows.user, rows.offsets, rows.counts, anchors.terms
+        )
+
+    assert torch.autograd.gradcheck(loss, (anchors.anchors.detach().requires_grad_(), mu, logvar))
 
 
 def test_losses_and_gradients_match_the_dense_path_with_the_same_mask(ml100k, monkeypatch):

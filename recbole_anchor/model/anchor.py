@@ -16,10 +16,13 @@ input :math:`\tilde x`,
 with :math:`\operatorname{tr}\Sigma = \sum_j \exp(\text{logvar}_j)`. :math:`S` is the
 user's full (unmasked) training item set. All three parts are computed for a batch
 from one product of the binary user rows :math:`X` with :math:`[E, \lVert e_i\rVert^2]`
-(the anchors and their squared norms), with no loop over users; for
-:class:`~recbole_anchor.model.sparse_rows.SparseRows` the product reads only the
-anchors of the users' items. The anchors take part in training
-only; inference uses the encoder mean and never reads them.
+(the anchors and their squared norms), with no loop over users (:meth:`ItemAnchors.parts`,
+the reference, differentiated by autograd). For
+:class:`~recbole_anchor.model.sparse_rows.SparseRows` the loss is one fused function
+with its gradient written out (:class:`_SparseAnchorLoss`): it reads only the anchors
+of the users' items, plus one pass over :math:`E` each way for the squared norms;
+tests check it against the reference. The anchors take part in training only;
+inference uses the encoder mean and never reads them.
 
 :class:`AnchorRegularized` is the mixin through which a VAE recommender of the plugin
 composes the term: it builds the anchors from the config keys ``ANCHOR_CONFIG_KEYS``,
@@ -27,6 +30,7 @@ validates them, and gives the weighted term :math:`\lambda_A(t)\,L_A`.
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from recbole_anchor.model.config_checks import check_int_at_least, check_nonnegative, fail
 from recbole_anchor.model.sparse_rows import SparseRows
@@ -106,10 +110,100 @@ class ItemAnchors(nn.Module):
 
     def forward(self, rows, mu, logvar):
         r"""Per-user :math:`L_A` (B,), the sum of the enabled parts; zero for users
-        with an empty item set."""
+        with an empty item set. For :class:`SparseRows` one fused computation with a
+        hand-written gradient (:class:`_SparseAnchorLoss`); otherwise the sum of
+        :meth:`parts`."""
+        if isinstance(rows, SparseRows):
+            return _SparseAnchorLoss.apply(
+                self.anchors, mu, logvar, rows.items, rows.user, rows.offsets, rows.counts,
+                self.terms,
+            )
         has_items = _set_sizes(rows) > 0
         loss = sum(self.parts(rows, mu, logvar).values())
         return loss * has_items.to(mu.dtype)
+
+
+class _SparseAnchorLoss(torch.autograd.Function):
+    r"""Per-user :math:`L_A` of :meth:`ItemAnchors.parts` for :class:`SparseRows`, with
+    its gradient written out so that a step reads the anchor table :math:`E` twice
+    (its squared row norms forward, :math:`2 c \odot E` backward) and otherwise only
+    the rows of the batch's items.
+
+    Forward, per user u with :math:`n_u = |S_u|`:
+    :math:`\bar e_u = \frac1{n_u}\sum_{i\in S_u} e_i`,
+    :math:`m_u = \frac1{n_u}\sum_{i\in S_u}\lVert e_i\rVert^2`,
+    :math:`L_u = \lVert\mu_u-\bar e_u\rVert^2 + \sum_j \exp(\text{logvar}_{uj})
+    + \max(0, m_u - \lVert\bar e_u\rVert^2)` (the enabled parts; 0 when :math:`n_u = 0`).
+
+    Backward, for upstream :math:`g_u`, :math:`p_u = g_u` if the pull is on (else 0),
+    :math:`s_u = g_u [m_u - \lVert\bar e_u\rVert^2 \ge 0]` if the spread is on (else 0):
+
+    .. math::
+
+        \partial\mu_u = 2p_u(\mu_u - \bar e_u), \quad
+        \partial\,\text{logvar}_u = g_u \exp(\text{logvar}_u), \quad
+        \partial e_i = 2c_i e_i + \sum_{u \ni i}\frac{G_u}{n_u},
+
+    with :math:`G_u = -2p_u(\mu_u - \bar e_u) - 2s_u\bar e_u` and
+    :math:`c_i = \sum_{u \ni i} s_u / n_u`.
+    """
+
+    @staticmethod
+    def forward(ctx, anchors, mu, logvar, items, user, offsets, counts, terms):
+        inv_size = 1.0 / counts.clamp_min(1.0).to(mu.dtype)
+        has_items = (counts > 0).to(mu.dtype)
+        e_bar = F.embedding_bag(items, anchors, offsets, mode="sum") * inv_size.unsqueeze(1)
+        loss = torch.zeros_like(inv_size)
+        if "pull" in terms:
+            loss = loss + (mu - e_bar).pow(2).sum(dim=1)
+        if "variance" in terms:
+            loss = loss + logvar.exp().sum(dim=1)
+        spread_on = None
+        if "spread" in terms:
+            sq_norms = torch.linalg.vector_norm(anchors, dim=1).square()
+            mean_sq_norm = torch.zeros_like(inv_size).index_add_(0, user, sq_norms[items])
+            spread = mean_sq_norm * inv_size - e_bar.pow(2).sum(dim=1)
+            spread_on = spread >= 0
+            loss = loss + spread.clamp_min(0.0)
+        ctx.terms = terms
+        ctx.save_for_backward(anchors, mu, logvar, items, user, inv_size, has_items, e_bar,
+                              spread_on)
+        return loss * has_items
+
+    @staticmethod
+    def backward(ctx, grad):
+        anchors, mu, logvar, items, user, inv_size, has_items, e_bar, spread_on = (
+            ctx.saved_tensors
+        )
+        terms = ctx.terms
+        grad = grad * has_items
+        grad_mu = grad_logvar = grad_anchors = None
+        grad_e_bar = torch.zeros_like(e_bar)
+        if "pull" in terms:
+            pull = 2.0 * grad.unsqueeze(1) * (mu - e_bar)
+            grad_mu = pull
+            grad_e_bar = grad_e_bar - pull
+        if "variance" in terms:
+            grad_logvar = grad.unsqueeze(1) * logvar.exp()
+        coef = None
+        if "spread" in terms:
+            s = grad * spread_on.to(grad.dtype)
+            grad_e_bar = grad_e_bar - 2.0 * s.unsqueeze(1) * e_bar
+            coef = torch.zeros(
+                anchors.shape[0], dtype=anchors.dtype, device=anchors.device
+            ).index_add_(0, items, (s * inv_size)[user])
+        if ctx.needs_input_grad[0] and ("pull" in terms or "spread" in terms):
+            # sum_{u ni i} G_u / n_u = (X^T diag(1/n)) G: one sparse (n_items x B) product
+            scaled_rows_t = torch.sparse_coo_tensor(
+                torch.stack([items, user]), inv_size[user], (anchors.shape[0], len(inv_size)),
+                check_invariants=False,  # indices come from the batch's own rows
+            )
+            grad_anchors = (
+                torch.zeros_like(anchors) if coef is None
+                else (2.0 * coef).unsqueeze(1) * anchors
+            )
+            grad_anchors.addmm_(scaled_rows_t, grad_e_bar)
+        return grad_anchors, grad_mu, grad_logvar, None, None, None, None, None
 
 
 def anchor_weight_at(step, anchor_weight, warmup_steps):
