@@ -33,10 +33,18 @@ Patches:
    per-user loader.
 5. ``model_lookup``: ``recbole.utils.get_model`` only searches ``recbole.model``. It now
    asks the plugin first, so RecBole's own helpers resolve plugin model names.
-6. ``pandas_fill_nan``: ``Dataset._fill_nan`` fills missing values with
-   ``feat[field].fillna(..., inplace=True)``, which pandas 3 (Copy-on-Write) turns into
-   a silent no-op, so missing token and float feature values stay NaN (no upstream
-   issue; RecBole predates pandas 3). Replaced by column assignment.
+6. ``pandas3_features``: three places where pandas 3 changed what RecBole's feature
+   loading does (no upstream issue; RecBole predates pandas 3). ``Dataset._fill_nan``
+   fills missing values with ``feat[field].fillna(..., inplace=True)``, which
+   Copy-on-Write turns into a silent no-op, so missing token and float feature values
+   stay NaN: replaced by column assignment. The same no-op in ``Dataset._load_feat``
+   (before splitting ``token_seq``/``float_seq`` cells) made a missing sequence value
+   raise ``AttributeError: 'float' object has no attribute 'split'``: the tables it
+   reads now come with missing sequence cells already empty. ``Dataset._remap`` splits
+   the remapped IDs of a ``token_seq`` field at ``feat[field].agg(len)``, which pandas
+   3 evaluates as the length of the whole column, so loading any ``token_seq`` feature
+   raised ``ValueError: Length of values (1) does not match length of index``: it now
+   takes each cell's length (``map(len)``).
 7. ``hyperopt_search``: RecBole's exhaustive search reads each ``choice`` option as a
    literal, so a list-valued option (``mlp_hidden_size choice [[600],[300,300]]``)
    raises AttributeError (#1847), and it hands hyperopt >= 0.2.7 a
@@ -94,6 +102,7 @@ import sys
 import types
 
 import numpy as np
+import pandas as pd
 import torch
 
 import recbole.utils
@@ -315,10 +324,53 @@ def _fill_nan(self):
                 )
 
 
-def pandas_fill_nan():
-    from recbole.data.dataset.dataset import Dataset
+class _PandasEmptySeqCells:
+    """``pandas`` as ``recbole.data.dataset.dataset`` sees it, except that ``read_csv``
+    returns missing cells of ``*_seq`` columns (headers ``name:token_seq``,
+    ``name:float_seq``) as empty strings, the value ``_load_feat`` means to fill in."""
 
-    Dataset._fill_nan = _fill_nan
+    def __getattr__(self, name):
+        return getattr(pd, name)
+
+    @staticmethod
+    def read_csv(*args, **kwargs):
+        table = pd.read_csv(*args, **kwargs)
+        for column in table.columns:
+            if str(column).endswith("_seq"):
+                table[column] = table[column].fillna("")
+        return table
+
+
+def _remap(self, remap_list):
+    """RecBole's ``Dataset._remap`` (token IDs to consecutive integers, one
+    ``pd.factorize`` over all fields that share them), with each ``token_seq`` cell
+    split at its own length (``map(len)``; pandas 3's ``agg(len)`` is the column's)."""
+    from recbole.utils.enum_type import FeatureType
+
+    if len(remap_list) == 0:
+        return
+    tokens, split_point = self._concat_remaped_tokens(remap_list)
+    new_ids_list, mp = pd.factorize(tokens)
+    new_ids_list = np.split(new_ids_list + 1, split_point)
+    mp = np.array(["[PAD]"] + list(mp))
+    token_id = {t: i for i, t in enumerate(mp)}
+    for (feat, field, ftype), new_ids in zip(remap_list, new_ids_list):
+        if field not in self.field2id_token:
+            self.field2id_token[field] = mp
+            self.field2token_id[field] = token_id
+        if ftype == FeatureType.TOKEN:
+            feat[field] = new_ids
+        elif ftype == FeatureType.TOKEN_SEQ:
+            lengths = feat[field].map(len).to_numpy()
+            feat[field] = np.split(new_ids, np.cumsum(lengths)[:-1])
+
+
+def pandas3_features():
+    from recbole.data.dataset import dataset as dataset_module
+
+    dataset_module.Dataset._fill_nan = _fill_nan
+    dataset_module.Dataset._remap = _remap
+    dataset_module.pd = _PandasEmptySeqCells()
 
 
 def _choice_options(space):
@@ -654,7 +706,7 @@ def apply(find_plugin_model, config_from_dict):
     model_lookup(find_plugin_model)
     weights_only_checkpoints(config_from_dict)
     autoencoder_dataloader()
-    pandas_fill_nan()
+    pandas3_features()
     hyperopt_search()
     unique_run_files()
     resumable_training()

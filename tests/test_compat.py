@@ -165,6 +165,32 @@ def test_missing_feature_values_are_filled(tmp_path):
     assert by_item.loc[dataset.token2id("item_id", "3"), "brand"] == 0  # [PAD]
 
 
+def test_missing_sequence_values_load_as_empty_sequences(tmp_path):
+    """pandas 3 made _load_feat's in-place fill a no-op; a missing token_seq or
+    float_seq cell then crashed the split. It loads as an empty sequence now."""
+    folder = tmp_path / "seqs"
+    folder.mkdir()
+    inter = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u in range(1, 6) for i in range(1, 5)]
+    (folder / "seqs.inter").write_text("\n".join(inter) + "\n")
+    (folder / "seqs.item").write_text(
+        "item_id:token\tgenre:token_seq\tscores:float_seq\n"
+        "1\tAction Drama\t1.0 2.0\n2\t\t\n3\tDrama\t3.5\n4\tComedy\t\n"
+    )
+    config = make_config(
+        "BPR", dataset="seqs", data_path=str(tmp_path),
+        load_col={"inter": ["user_id", "item_id"], "item": ["item_id", "genre", "scores"]},
+    )
+    from recbole.data import create_dataset
+
+    dataset = create_dataset(config)
+    by_item = dataset.item_feat.set_index("item_id")
+    item = {token: dataset.token2id("item_id", token) for token in "1234"}
+    assert len(by_item.loc[item["2"], "genre"]) == 0 and len(by_item.loc[item["2"], "scores"]) == 0
+    assert len(by_item.loc[item["4"], "scores"]) == 0
+    assert len(by_item.loc[item["1"], "genre"]) == 2
+    assert list(by_item.loc[item["1"], "scores"]) == [1.0, 2.0]
+
+
 def test_ract_stages_chain_through_weights_only_checkpoints(workdir):
     """RaCT's pre-training stages save with PretrainTrainer; the next stage loads that
     file with torch.load's weights-only default."""

@@ -85,8 +85,8 @@ def test_fused_sparse_anchor_gradient_equals_autograd_of_the_closed_form(terms, 
     with per-user upstream weights and a user with no items; gradcheck agrees."""
     dense, row_ptr, items = _csr(n_users=7, n_items=12, seed=3)
     rows = SparseRows.from_csr(row_ptr, items, torch.arange(len(dense)), dense.shape[1])
-    rows = SparseRows(*(t.to(device) for t in rows[:3]), rows.counts.double().to(device),
-                      rows.n_items)
+    rows = rows._replace(user=rows.user.to(device), items=rows.items.to(device),
+                         offsets=rows.offsets.to(device), counts=rows.counts.double().to(device))
     dense = dense.to(device)
     anchors = ItemAnchors(dense.shape[1], 4, init_std=1.0, terms=terms, seed=2).double().to(device)
     generator = torch.Generator().manual_seed(4)

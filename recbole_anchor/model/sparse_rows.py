@@ -48,12 +48,14 @@ class SparseRows(NamedTuple):
         items = row_items[start[row_of] + position]
         return cls(row_of, items, offsets, counts.to(torch.float32), int(n_items))
 
-    def __len__(self):
+    @property
+    def n_rows(self):
+        """B, the number of rows (``len()`` stays the tuple's, so ``_replace`` works)."""
         return len(self.offsets)
 
     def to_dense(self, dtype=torch.float32):
         """The dense binary rows (B x n_items)."""
-        dense = torch.zeros(len(self), self.n_items, dtype=dtype, device=self.items.device)
+        dense = torch.zeros(self.n_rows, self.n_items, dtype=dtype, device=self.items.device)
         dense[self.user, self.items] = 1.0
         return dense
 

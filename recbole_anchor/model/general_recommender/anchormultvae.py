@@ -180,7 +180,7 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         for :class:`SparseRows` the sum runs over each user's items only."""
         log_probs = F.log_softmax(logits, dim=1)
         if isinstance(rows, SparseRows):
-            return -rows.gather(log_probs).sum() / len(rows)
+            return -rows.gather(log_probs).sum() / rows.n_rows
         return -(log_probs * rows).sum(dim=1).mean()
 
     @staticmethod
