@@ -173,6 +173,7 @@ def _prepare(case, shape, data_path, device, epochs):
     from recbole.utils import init_seed
 
     from recbole_anchor.config import Config
+    from recbole_anchor.cpu_memory import apply_memory_settings
     from recbole_anchor.data.loading import create_dataset, data_preparation
 
     memory = Memory(device)
@@ -180,6 +181,7 @@ def _prepare(case, shape, data_path, device, epochs):
         case, shape, data_path, device, epochs
     )
     config = Config(model_name, dataset_name, files, config_dict, cmd_args=[])
+    apply_memory_settings(config)  # as the quick start does
     init_seed(config["seed"], config["reproducibility"])
     memory.reset()
     before = memory.current()

@@ -10,6 +10,7 @@ from recbole.utils import get_environment, get_flops, init_logger, init_seed, se
 
 from recbole_anchor.checkpoint import load_checkpoint
 from recbole_anchor.config import Config
+from recbole_anchor.cpu_memory import apply_memory_settings
 from recbole_anchor.data.atomic_files import check_dataset_files
 from recbole_anchor.data.loading import create_dataset, data_preparation
 from recbole_anchor.data.strong_generalization import (
@@ -113,6 +114,7 @@ def run_recbole_anchor(
     logger.info(sys.argv)
     logger.info(config)
 
+    apply_memory_settings(config)
     dataset = create_dataset(config)
     logger.info(dataset)
     train_data, valid_data, test_data = data_preparation(config, dataset)

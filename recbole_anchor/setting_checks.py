@@ -120,6 +120,7 @@ CHECKS = {
     "reproducibility": _BOOL,
     "show_progress": _BOOL,
     "fused_optimizer": _BOOL,
+    "keep_freed_memory": _BOOL,
     "state": (
         lambda v: v is None or (isinstance(v, str) and v.lower() in LOG_STATES),
         f"one of {list(LOG_STATES)}",
