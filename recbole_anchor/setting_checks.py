@@ -9,33 +9,21 @@ value, what it must be and how to set it. Model hyperparameters are checked by t
 model's own ``check_config``.
 """
 import codecs
-import math
-import numbers
 
 from recbole.evaluator.register import metric_types
 
 from recbole_anchor.errors import InvalidConfigError
+from recbole_anchor.model.config_checks import is_int, is_number
 
 LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")
 LOG_STATES = ("info", "debug", "error", "warning", "critical")
 EVAL_ARGS_KEYS = ("split", "order", "group_by", "mode")
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return (
-        isinstance(value, numbers.Real)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
-
 
 def _int_at_least(low, high=None):
     def check(value):
-        return _is_int(value) and value >= low and (high is None or value <= high)
+        return is_int(value) and value >= low and (high is None or value <= high)
 
     bounds = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
     return check, bounds
@@ -43,7 +31,7 @@ def _int_at_least(low, high=None):
 
 def _positive_ints(value):
     values = value if isinstance(value, list) else [value]
-    return bool(values) and all(_is_int(k) and k > 0 for k in values)
+    return bool(values) and all(is_int(k) and k > 0 for k in values)
 
 
 def _metric_name(name):
@@ -107,8 +95,8 @@ CHECKS = {
     "stopping_step": _int_at_least(0),
     "worker": _int_at_least(0),
     "seed": _int_at_least(0, 2**32 - 1),
-    "learning_rate": (lambda v: _is_number(v) and v > 0, "a finite number > 0"),
-    "weight_decay": (lambda v: _is_number(v) and v >= 0, "a finite number >= 0"),
+    "learning_rate": (lambda v: is_number(v) and v > 0, "a finite number > 0"),
+    "weight_decay": (lambda v: is_number(v) and v >= 0, "a finite number >= 0"),
     "learner": (
         lambda v: isinstance(v, str) and v.lower() in LEARNERS,
         f"one of {list(LEARNERS)}",

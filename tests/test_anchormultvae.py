@@ -155,6 +155,8 @@ def test_one_epoch_is_one_batch_per_train_batch_size_users(ml100k):
     "key,value",
     [
         ("anchor_weight", -0.1),
+        ("anchor_weight", float("nan")),  # NaN compares false with every bound
+        ("anneal_cap", float("inf")),
         ("dropout_prob", 1.0),
         ("dropout_prob", -0.2),
         ("latent_dimension", 0),

@@ -1,8 +1,13 @@
 """Checks of a model's hyperparameter values, shared by the plugin's ``check_config``s.
 
+``is_int`` and ``is_number`` are also the predicates of
+:mod:`recbole_anchor.setting_checks` (RecBole's own settings), so a value means the
+same thing to both.
+
 Each check raises :class:`recbole_anchor.errors.InvalidConfigError` with one line that
 names the key, its value, what it must be, and how to set it.
 """
+import math
 import numbers
 
 from recbole_anchor.errors import InvalidConfigError
@@ -17,13 +22,15 @@ def fail(config, key, requirement):
 
 
 def is_number(value):
-    """True for an int or float (not a bool)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    """True for a finite real number (not a bool, not NaN or infinity)."""
+    return (
+        isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    )
 
 
 def is_int(value):
-    """True for an int (not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """True for an integer, Python's or numpy's (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def number(config, key):
