@@ -1,6 +1,8 @@
-"""Training and evaluation speed and memory: AnchorMultVAE against RecBole's MultiVAE.
+"""Training and evaluation speed and memory: AnchorMultVAE against RecBole's MultiVAE
+(or AnchorRecVAE against RecBole's RecVAE).
 
     python benchmarks/train_speed.py --shape=ml-1m [--epochs=2] [--device=cpu|cuda]
+                                     [--family=multvae|recvae]
 
 On synthetic data of the shape (``benchmarks/synthetic.py``, generated on first use
 into ``benchmarks/data/``), with the dataset preset of that shape (strong
@@ -9,8 +11,11 @@ the same architecture (600-200), batch size (500) and device:
 
 - ``anchor``: AnchorMultVAE with the anchor on (``anchor_weight`` 0.1);
 - ``anchor0``: AnchorMultVAE with ``anchor_weight`` 0;
-- ``multivae``: RecBole's MultiVAE (``latent_dimension`` 400: RecBole's counts mu
+- ``baseline``: RecBole's MultiVAE (``latent_dimension`` 400: RecBole's counts mu
   and logvar together).
+
+``--family=recvae``: AnchorRecVAE (anchor on, anchor off) against RecBole's RecVAE,
+at RecVAE's architecture (600 hidden, 200 latent) and the same batch size.
 
 Memory, one fresh subprocess per case: data preparation (seconds, and peak memory
 above the process's memory before it, from atomic files to ready dataloaders), then
@@ -21,11 +26,12 @@ building the model and taking 10 training steps. Peak RSS on CPU (``VmHWM`` of
 Time, all cases in this process on the same dataloaders: one warm-up epoch each,
 then ``--epochs`` timed epochs taken in turns (a change in the machine's load falls
 on every case), then one full-ranking evaluation of the test users each
-(``multivae`` also at RecBole's default ``eval_batch_size`` 4096). The same run
+(``baseline`` also at RecBole's default ``eval_batch_size`` 4096). The same run
 measures torch's dense matmul throughput on the device and gives each training
 epoch's FLOP/s (see :func:`epoch_flops`) as a share of it.
 
-Prints a table and writes ``benchmarks/results/train_speed-<shape>-<device>.json``.
+Prints a table and writes ``benchmarks/results/train_speed-<shape>-<device>.json``
+(``...-<device>-recvae.json`` for ``--family=recvae``).
 """
 import argparse
 import json
@@ -41,15 +47,17 @@ sys.path[:0] = [ROOT, HERE]
 
 import synthetic  # noqa: E402
 
-CASES = ("anchor", "anchor0", "multivae")
+CASES = ("anchor", "anchor0", "baseline")
+#: family -> (plugin model, RecBole baseline model) of the cases.
+FAMILIES = {"multvae": ("AnchorMultVAE", "MultiVAE"), "recvae": ("AnchorRecVAE", "RecVAE")}
 #: (what, summary key, target) of the ratios the table prints.
 RATIOS = (
     ("anchor overhead (epoch, anchor / anchor0)", "anchor_overhead_epoch", 1.10),
-    ("epoch time vs MultiVAE (anchor / multivae)", "anchor_vs_multivae_epoch", 0.8),
-    ("training memory vs MultiVAE", "anchor_vs_multivae_train_memory", 0.5),
-    ("evaluation vs MultiVAE at the same eval batch", "anchor_vs_multivae_eval", None),
-    ("evaluation vs MultiVAE at RecBole's default batch",
-     "anchor_vs_multivae_default_batch_eval", 0.5),
+    ("epoch time vs baseline (anchor / baseline)", "anchor_vs_baseline_epoch", 0.8),
+    ("training memory vs baseline", "anchor_vs_baseline_train_memory", 0.5),
+    ("evaluation vs baseline at the same eval batch", "anchor_vs_baseline_eval", None),
+    ("evaluation vs baseline at RecBole's default batch",
+     "anchor_vs_baseline_default_batch_eval", 0.5),
 )
 HIDDEN, LATENT, BATCH = 600, 200, 500
 RECBOLE_DEFAULT_EVAL_BATCH = 4096
@@ -135,8 +143,8 @@ def epoch_flops(case, sparse_input, n_items, train_nnz, n_train_users):
 
 
 # ------------------------------------------------------------------------ a case
-def case_settings(case, shape, data_path, device, epochs):
-    """(model, dataset, config files, config dict) of one case."""
+def case_settings(case, shape, data_path, device, epochs, family="multvae"):
+    """(model, dataset, config files, config dict) of one case of ``family``."""
     preset = "ml-20m" if shape == "ml-20m" else "ml-1m"
     config_dict = {
         "data_path": data_path,
@@ -156,18 +164,20 @@ def case_settings(case, shape, data_path, device, epochs):
         config_dict["eval_args"] = {
             "split": {"SG": [0.8, 0.1, 0.1]}, "group_by": "user", "order": "RO", "mode": "full"
         }
-    if case == "multivae":
-        model = "MultiVAE"
-        config_dict["latent_dimension"] = 2 * LATENT  # mu and logvar
-    else:
-        model = "AnchorMultVAE"
+    plugin_model, baseline_model = FAMILIES[family]
+    model = baseline_model if case == "baseline" else plugin_model
+    if family == "recvae":
+        config_dict["hidden_dimension"] = HIDDEN
         config_dict["latent_dimension"] = LATENT
+    else:  # RecBole's MultiVAE counts mu and logvar in its latent_dimension
+        config_dict["latent_dimension"] = 2 * LATENT if case == "baseline" else LATENT
+    if case != "baseline":
         config_dict["anchor_weight"] = 0.1 if case == "anchor" else 0.0
     preset_file = os.path.join(ROOT, "properties", "dataset", preset + ".yaml")
     return model, synthetic.dataset_name(shape), [preset_file], config_dict
 
 
-def _prepare(case, shape, data_path, device, epochs):
+def _prepare(case, shape, data_path, device, epochs, family="multvae"):
     """Config and (train, test) loaders of ``case``; seconds and peak memory above
     the memory before, from atomic files to ready dataloaders."""
     from recbole.utils import init_seed
@@ -178,7 +188,7 @@ def _prepare(case, shape, data_path, device, epochs):
 
     memory = Memory(device)
     model_name, dataset_name, files, config_dict = case_settings(
-        case, shape, data_path, device, epochs
+        case, shape, data_path, device, epochs, family
     )
     config = Config(model_name, dataset_name, files, config_dict, cmd_args=[])
     apply_memory_settings(config)  # as the quick start does
@@ -227,30 +237,38 @@ def _warm_up_torch(device):
     optimizer.step()
 
 
-def measure_memory(case, shape, data_path, device="cpu", steps=10):
+def measure_memory(case, shape, data_path, device="cpu", steps=10, family="multvae"):
     """Peak memory of ``case`` above the loaded dataset (this process's memory once
     the dataloaders are ready): building the model and ``steps`` training steps
-    (the optimizer state exists after the first). Run in a fresh process."""
-    config, train_data, _, prep = _prepare(case, shape, data_path, device, 1)
+    (the optimizer state exists after the first; RecVAE's trainers alternate encoder
+    and decoder steps, so both phases' optimizers have theirs). Run in a fresh process."""
+    config, train_data, _, prep = _prepare(case, shape, data_path, device, 1, family)
     _warm_up_torch(device)  # thread pools and kernels' scratch, not the model's
     memory = Memory(device)
     memory.reset()
     loaded = memory.current()
     trainer = _build(case, config, train_data)
-    model, optimizer = trainer.model, trainer.optimizer
+    model = trainer.model
     model.train()
     for step, interaction in enumerate(train_data):
         if step == steps:
             break
+        interaction = interaction.to(config["device"])
+        if hasattr(trainer, "optimizer_encoder"):  # RecVAE's alternating phases
+            encoder_phase = step % 2 == 0
+            optimizer = trainer.optimizer_encoder if encoder_phase else trainer.optimizer_decoder
+            losses = model.calculate_loss(interaction, encoder_flag=encoder_phase)
+        else:
+            optimizer = trainer.optimizer
+            losses = model.calculate_loss(interaction)
         optimizer.zero_grad()
-        losses = model.calculate_loss(interaction.to(config["device"]))
         (sum(losses) if isinstance(losses, tuple) else losses).backward()
         optimizer.step()
     _sync(device)
     return {**prep, "train_peak_bytes_above_loaded": int(memory.peak() - loaded)}
 
 
-def measure_time(shape, data_path, device="cpu", epochs=1):
+def measure_time(shape, data_path, device="cpu", epochs=1, family="multvae"):
     """Seconds per training epoch and per full-ranking evaluation of the test users,
     every case in this one process on the same loaders, epochs taken in turns (one
     warm-up epoch each first), so that a change in the machine's load falls on all."""
@@ -259,10 +277,14 @@ def measure_time(shape, data_path, device="cpu", epochs=1):
 
     from recbole_anchor.config import Config
 
-    config, train_data, test_data, prep = _prepare("anchor", shape, data_path, device, epochs)
+    config, train_data, test_data, prep = _prepare(
+        "anchor", shape, data_path, device, epochs, family
+    )
     trainers, results = {}, {}
     for case in CASES:  # the loaders depend on the dataset settings only, the same for all
-        case_config = Config(*case_settings(case, shape, data_path, device, epochs), cmd_args=[])
+        case_config = Config(
+            *case_settings(case, shape, data_path, device, epochs, family), cmd_args=[]
+        )
         trainers[case] = _build(case, case_config, train_data)
         results[case] = {
             "case": case, "model": case_config["model"], "epoch_seconds": [],
@@ -288,11 +310,11 @@ def measure_time(shape, data_path, device="cpu", epochs=1):
     for case, trainer in trainers.items():
         r = results[case]
         r["epoch_seconds_mean"] = sum(r["epoch_seconds"]) / len(r["epoch_seconds"])
-        sparse_input = case != "multivae" and bool(getattr(trainer.model, "sparse_input", False))
-        r["epoch_flops"] = epoch_flops(
+        sparse_input = case != "baseline" and bool(getattr(trainer.model, "sparse_input", False))
+        r["epoch_flops"] = None if family == "recvae" else epoch_flops(
             case, sparse_input, prep["n_items"] + 1, len(train_data._dataset.inter_feat),
             len(train_users),
-        )
+        )  # RecVAE's alternating passes have no FLOP count here
         r["test_users"] = int(len(test_data.uid_list))
         r["eval_batch_size"] = int(config["eval_batch_size"])
         r["eval_seconds"], r["test_result"] = evaluate(trainer, test_data)
@@ -300,8 +322,8 @@ def measure_time(shape, data_path, device="cpu", epochs=1):
     default_loader = FullSortEvalDataLoader(
         config, test_data._dataset, test_data._sampler, shuffle=False
     )
-    results["multivae"]["eval_seconds_recbole_default_batch"], _ = evaluate(
-        trainers["multivae"], default_loader
+    results["baseline"]["eval_seconds_recbole_default_batch"], _ = evaluate(
+        trainers["baseline"], default_loader
     )
     return results, prep
 
@@ -314,7 +336,7 @@ def _memory_in_subprocesses(args):
         command = [
             sys.executable, os.path.abspath(__file__), f"--memory_worker={case}",
             f"--shape={args.shape}", f"--device={args.device}", f"--data_path={args.data_path}",
-            f"--threads={torch_threads(args)}",
+            f"--threads={torch_threads(args)}", f"--family={args.family}",
         ]
         return subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -335,21 +357,24 @@ def _memory_in_subprocesses(args):
 
 def summarize(results, throughput):
     """Ratios between the cases and the training steps' share of matmul throughput."""
-    anchor, anchor0, multivae = (results[case] for case in CASES)
+    anchor, anchor0, baseline = (results[case] for case in CASES)
     summary = {
         "anchor_overhead_epoch": anchor["epoch_seconds_mean"] / anchor0["epoch_seconds_mean"],
-        "anchor_vs_multivae_epoch": anchor["epoch_seconds_mean"] / multivae["epoch_seconds_mean"],
-        "anchor_vs_multivae_train_memory": anchor["train_peak_bytes_above_loaded"]
-        / max(1, multivae["train_peak_bytes_above_loaded"]),
-        "anchor_vs_multivae_eval": anchor["eval_seconds"] / multivae["eval_seconds"],
-        "anchor_vs_multivae_default_batch_eval": anchor["eval_seconds"]
-        / multivae["eval_seconds_recbole_default_batch"],
+        "anchor_vs_baseline_epoch": anchor["epoch_seconds_mean"] / baseline["epoch_seconds_mean"],
+        "anchor_vs_baseline_train_memory": anchor["train_peak_bytes_above_loaded"]
+        / max(1, baseline["train_peak_bytes_above_loaded"]),
+        "anchor_vs_baseline_eval": anchor["eval_seconds"] / baseline["eval_seconds"],
+        "anchor_vs_baseline_default_batch_eval": anchor["eval_seconds"]
+        / baseline["eval_seconds_recbole_default_batch"],
         "matmul_flops_per_second": throughput,
     }
     for case in CASES:
-        achieved = results[case]["epoch_flops"] / results[case]["epoch_seconds_mean"]
+        flops = results[case]["epoch_flops"]
+        achieved = None if flops is None else flops / results[case]["epoch_seconds_mean"]
         results[case]["achieved_flops_per_second"] = achieved
-        results[case]["share_of_matmul_throughput"] = achieved / throughput
+        results[case]["share_of_matmul_throughput"] = (
+            None if achieved is None else achieved / throughput
+        )
     return summary
 
 
@@ -367,18 +392,21 @@ def format_table(results, summary):
             f"{case} ({r['model']})", f"{r['data_prep_seconds']:.1f}",
             mib(r["data_prep_peak_bytes"]),
             f"{r['epoch_seconds_mean']:.2f}", mib(r["train_peak_bytes_above_loaded"]),
-            f"{r['eval_seconds']:.2f}", f"{r['achieved_flops_per_second'] / 1e9:.1f}",
-            f"{r['share_of_matmul_throughput']:.0%}",
+            f"{r['eval_seconds']:.2f}",
+            "n/a" if r["achieved_flops_per_second"] is None
+            else f"{r['achieved_flops_per_second'] / 1e9:.1f}",
+            "n/a" if r["share_of_matmul_throughput"] is None
+            else f"{r['share_of_matmul_throughput']:.0%}",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    multivae = results["multivae"]
+    baseline = results["baseline"]
     lines += [
         "",
-        f"multivae eval at RecBole's default eval_batch_size {RECBOLE_DEFAULT_EVAL_BATCH}: "
-        f"{multivae['eval_seconds_recbole_default_batch']:.2f} s "
-        f"({multivae['test_users']} test users)",
+        f"baseline eval at RecBole's default eval_batch_size {RECBOLE_DEFAULT_EVAL_BATCH}: "
+        f"{baseline['eval_seconds_recbole_default_batch']:.2f} s "
+        f"({baseline['test_users']} test users)",
         f"dense matmul throughput: {summary['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s",
     ]
     for label, key, target in RATIOS:
@@ -401,6 +429,10 @@ def build_parser():
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument(
+        "--family", default="multvae", choices=sorted(FAMILIES),
+        help="multvae: AnchorMultVAE vs MultiVAE; recvae: AnchorRecVAE vs RecVAE",
+    )
+    parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default)"
     )
     parser.add_argument("--data_path", default=os.path.join(HERE, "data"))
@@ -422,7 +454,9 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_worker:
-        measured = measure_memory(args.memory_worker, args.shape, args.data_path, args.device)
+        measured = measure_memory(
+            args.memory_worker, args.shape, args.data_path, args.device, family=args.family
+        )
         print(json.dumps(measured))
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -435,7 +469,9 @@ def main(argv=None):
     n_items = synthetic.parse_shape(args.shape)[1]
     memory = _memory_in_subprocesses(args)
     throughput = matmul_throughput(args.device, n_items)
-    results, prep = measure_time(args.shape, args.data_path, args.device, args.epochs)
+    results, prep = measure_time(
+        args.shape, args.data_path, args.device, args.epochs, args.family
+    )
     throughput = max(throughput, matmul_throughput(args.device, n_items))
     for case in CASES:
         for key in ("train_peak_bytes_above_loaded", "data_prep_peak_bytes", "data_prep_seconds"):
@@ -446,6 +482,7 @@ def main(argv=None):
             ["python", "benchmarks/train_speed.py"] + (sys.argv[1:] if argv is None else argv)
         ),
         "shape": args.shape,
+        "family": args.family,
         "device": args.device,
         "device_name": (
             torch.cuda.get_device_name(0)
@@ -463,7 +500,10 @@ def main(argv=None):
         "total_seconds": time.perf_counter() - start,
     }
     os.makedirs(args.output_dir, exist_ok=True)
-    path = os.path.join(args.output_dir, f"train_speed-{args.shape}-{args.device}.json")
+    family = "" if args.family == "multvae" else f"-{args.family}"
+    path = os.path.join(
+        args.output_dir, f"train_speed-{args.shape}-{args.device}{family}.json"
+    )
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(report, handle, indent=2)
     print(format_table(results, summary))

@@ -5,6 +5,7 @@ import os
 import sys
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 
@@ -31,19 +32,26 @@ def test_named_shapes():
     assert synthetic.parse_shape("10x20x300") == (10, 20, 300)
 
 
-def test_train_speed_runs_and_reports(tmp_path, monkeypatch):
+@pytest.mark.parametrize("family", ["multvae", "recvae"])
+def test_train_speed_runs_and_reports(tmp_path, monkeypatch, family):
     monkeypatch.chdir(tmp_path)
     data, out = tmp_path / "data", tmp_path / "results"
-    argv = ["--shape=300x200x6000", f"--data_path={data}", f"--output_dir={out}", "--memory_jobs=3"]
+    argv = ["--shape=300x200x6000", f"--data_path={data}", f"--output_dir={out}",
+            "--memory_jobs=3", f"--family={family}"]
     assert train_speed.main(argv) == 0
-    report = json.loads((out / "train_speed-300x200x6000-cpu.json").read_text())
+    suffix = "" if family == "multvae" else "-recvae"
+    report = json.loads((out / f"train_speed-300x200x6000-cpu{suffix}.json").read_text())
     assert set(report["cases"]) == set(train_speed.CASES)
+    plugin, baseline = train_speed.FAMILIES[family]
+    assert [report["cases"][c]["model"] for c in train_speed.CASES] == [plugin, plugin, baseline]
     for case in report["cases"].values():
         assert case["epoch_seconds_mean"] > 0 and case["eval_seconds"] > 0
         assert case["test_users"] == 30  # the SG split's 10% of 300 users
-        assert 0 < case["share_of_matmul_throughput"]
+        assert case["train_peak_bytes_above_loaded"] > 0
+        if family == "multvae":
+            assert 0 < case["share_of_matmul_throughput"]
         assert case["test_result"]["ndcg@100"] > 0
-    assert report["cases"]["multivae"]["eval_seconds_recbole_default_batch"] > 0
+    assert report["cases"]["baseline"]["eval_seconds_recbole_default_batch"] > 0
     summary = report["summary"]
     assert summary["matmul_flops_per_second"] > 0
-    assert summary["anchor_overhead_epoch"] > 0 and summary["anchor_vs_multivae_train_memory"] > 0
+    assert summary["anchor_overhead_epoch"] > 0 and summary["anchor_vs_baseline_train_memory"] > 0

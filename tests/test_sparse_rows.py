@@ -55,6 +55,15 @@ def test_sparse_rows_products_equal_dense_products():
     )
 
 
+def test_rows_from_dense_are_the_nonzeros_of_the_dense_rows():
+    dense, row_ptr, items = _csr()
+    rows = SparseRows.from_dense(dense)
+    assert torch.equal(rows.to_dense(), dense)
+    expected = SparseRows.from_csr(row_ptr, items, torch.arange(len(dense)), dense.shape[1])
+    for got, want in zip(rows, expected):
+        assert torch.equal(torch.as_tensor(got), torch.as_tensor(want))
+
+
 def test_anchor_loss_is_the_same_for_sparse_rows():
     dense, row_ptr, items = _csr()
     rows = SparseRows.from_csr(row_ptr, items, torch.arange(len(dense)), dense.shape[1])

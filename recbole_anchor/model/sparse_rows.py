@@ -48,6 +48,14 @@ class SparseRows(NamedTuple):
         items = row_items[start[row_of] + position]
         return cls(row_of, items, offsets, counts.to(torch.float32), int(n_items))
 
+    @classmethod
+    def from_dense(cls, dense):
+        """The nonzeros of binary rows ``dense`` (B x n_items), in row order."""
+        user, items = dense.nonzero(as_tuple=True)
+        counts = torch.bincount(user, minlength=dense.shape[0])
+        offsets = torch.cumsum(counts, 0) - counts
+        return cls(user, items, offsets, counts.to(torch.float32), int(dense.shape[1]))
+
     @property
     def n_rows(self):
         """B, the number of rows (``len()`` stays the tuple's, so ``_replace`` works)."""

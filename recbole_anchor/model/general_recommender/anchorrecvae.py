@@ -43,6 +43,7 @@ from recbole_anchor.model.config_checks import (
     fail,
     is_number,
 )
+from recbole_anchor.model.sparse_rows import SparseRows
 
 
 class AnchorRecVAE(RecVAE, AnchorRegularized):
@@ -100,6 +101,8 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         step = int(self.step)
         if self.training:
             self.step += 1
+        if self.anchor_weight > 0:  # RecVAE's rows are dense; L_A reads their nonzeros
+            rows = SparseRows.from_dense(rows)
         return negative_elbo + self.anchor_loss(rows, mu, logvar, step)
 
     def encoder_parameters(self):
