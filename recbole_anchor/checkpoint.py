@@ -9,6 +9,7 @@ a checkpoint holds only tensors and plain data:
 - ``other_parameter``: numpy arrays and scipy sparse matrices (EASE, ItemKNN, ...)
   written as tensors;
 - ``epoch``, ``cur_step``, ``best_valid_score``, ``best_valid_result``,
+  ``valid_score_history`` (the validation scores so far, for the stopping rule),
   ``state_dict`` (AnchorMultVAE's anneal ``step`` is a buffer in it), ``optimizer``;
 - ``rng_state``: every random generator the run draws from (:mod:`rng_state`), the
   training loader's shuffling generator included, so a resumed run continues exactly;
@@ -172,6 +173,7 @@ def save_trainer_checkpoint(trainer, epoch, path):
         "cur_step": trainer.cur_step,
         "best_valid_score": float(trainer.best_valid_score),
         "best_valid_result": encode_plain(dict(best_valid_result or {})) or None,
+        "valid_score_history": list(getattr(trainer, "valid_score_history", [])),
         "state_dict": trainer.model.state_dict(),
         "other_parameter": encode_arrays(trainer.model.other_parameter()),
         "optimizer": trainer.optimizer.state_dict(),
@@ -224,6 +226,8 @@ def restore_trainer_state(trainer, state, path=None):
     trainer.start_epoch = state["epoch"] + 1
     trainer.cur_step = state["cur_step"]
     trainer.best_valid_score = state["best_valid_score"]
+    # the trend-aware stopping rule (compat) reads the validation scores so far
+    trainer.valid_score_history = list(state.get("valid_score_history") or [])
     best_valid_result = state.get("best_valid_result")
     trainer.best_valid_result = OrderedDict(best_valid_result) if best_valid_result else None
     saved_model = (state.get("config") or {}).get("model", "")

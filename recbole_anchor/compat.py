@@ -78,6 +78,10 @@ Patches:
     score is still rising on a noisy validation set. A stop is now held back while the
     least-squares slope of the last ``3 * stopping_step`` validation scores still
     points the better way; on a plateau or a decline RecBole's rule applies unchanged.
+    A stop is held back by raising ``stopping_step`` for that evaluation, so
+    ``cur_step`` still counts the evaluations since the best and RecBole's closing
+    "best eval result in epoch N" stays right; the scores so far are saved in
+    checkpoints, so a resumed run applies the rule to the same history.
 14. ``weights_only_pretrain_checkpoints``: ``PretrainTrainer.save_pretrained_model``
     (RaCT's and S3Rec's pre-training stages) pickles the Config too, so the following
     stage's ``torch.load(pre_model_path)`` and ``evaluate(load_best_model=True)``
@@ -605,18 +609,22 @@ def trend_aware_stopping():
         valid_score, valid_result = recbole_valid_epoch(self, valid_data, show_progress)
         history = self.__dict__.setdefault("valid_score_history", [])
         history.append(float(valid_score))
+        base = self.__dict__.setdefault("base_stopping_step", self.stopping_step)
         bigger = self.valid_metric_bigger
         improved = valid_score >= self.best_valid_score if bigger else (
             valid_score <= self.best_valid_score
         )
-        # RecBole's fit calls early_stopping(valid_score, best, self.cur_step, ...)
-        # next; at cur_step == stopping_step a score that is no new best stops the run.
-        if (
+        # RecBole's fit calls early_stopping(valid_score, best, self.cur_step,
+        # self.stopping_step) next, which stops once cur_step + 1 > stopping_step. A
+        # stop is held back by raising stopping_step for this evaluation, so cur_step
+        # keeps counting the evaluations since the best (RecBole's closing line "best
+        # eval result in epoch N" subtracts it from the last epoch).
+        hold = (
             not improved
-            and self.cur_step >= self.stopping_step
-            and still_improving(history[-3 * self.stopping_step :], bigger)
-        ):
-            self.cur_step = self.stopping_step - 1
+            and self.cur_step >= base
+            and still_improving(history[-3 * base :], bigger)
+        )
+        self.stopping_step = self.cur_step + 1 if hold else base
         return valid_score, valid_result
 
     _valid_epoch.__doc__ = recbole_valid_epoch.__doc__

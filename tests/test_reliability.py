@@ -113,6 +113,9 @@ def test_checkpoints_are_per_run_weights_only_and_hold_the_training_state(tiny, 
     assert last["optimizer"]["state"] and last["best_valid_result"]
     assert set(last["rng_state"]) >= {"python", "numpy", "torch", "cuda", "generators"}
     assert "train_data" in last["rng_state"]["generators"]
+    # one validation score per evaluated epoch, for the trend-aware stopping rule
+    assert len(last["valid_score_history"]) == 2
+    assert last["valid_score_history"][-1] <= last["best_valid_score"]
     assert not [name for name in os.listdir("saved") if name.endswith(".tmp")]
 
 

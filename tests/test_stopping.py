@@ -58,6 +58,16 @@ def test_stops_on_a_plateau_and_a_decline():
     assert 50 + 10 <= _FitLoop(decline, stopping_step=10).run() <= 50 + 30
 
 
+def test_the_best_epoch_recbole_reports_is_the_best_even_after_a_hold():
+    """RecBole's closing line names epoch - cur_step as the best; after the rule held a
+    stop back (a rise, then a decline), that is still the epoch of the best score."""
+    scores = np.concatenate([np.linspace(0.2, 0.4, 50), np.linspace(0.399, 0.3, 200)])
+    loop = _FitLoop(scores, stopping_step=10)
+    stop = loop.run()
+    assert stop > 50 + 10  # held back past RecBole's own stop
+    assert stop - loop.cur_step == int(np.argmax(scores[: stop + 1])) == 49
+
+
 def test_still_improving():
     assert still_improving([1, 2, 3]) and not still_improving([3, 2, 1])
     assert still_improving([3, 2, 1], bigger=False)
