@@ -1,6 +1,7 @@
 import sys
 
 import pytest
+import torch
 from recbole.utils import init_seed
 
 import recbole_anchor  # noqa: F401  (applies the RecBole workarounds)
@@ -31,6 +32,21 @@ def workdir(tmp_path, monkeypatch):
 
 def make_config(model="AnchorMultVAE", dataset="ml-100k", **overrides):
     return Config(model=model, dataset=dataset, config_dict={**FAST, **overrides}, cmd_args=[])
+
+
+def seeded_steps(model, optimizer, steps=5, batch=200, seed=11):
+    """Losses of ``steps`` optimizer steps on batches of ``batch`` users drawn by a
+    generator seeded with ``seed`` (the same batches for every model)."""
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        users = torch.randperm(model.n_users - 1, generator=generator)[:batch] + 1
+        optimizer.zero_grad()
+        loss = sum(model.calculate_loss({model.USER_ID: users}))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
 
 
 def prepare(config):

@@ -141,14 +141,18 @@ def test_recbole_get_model_knows_plugin_models():
     assert compat.recbole_get_model("MultiVAE") is MultiVAE
 
 
-def test_missing_feature_values_are_filled(tmp_path):
-    folder = tmp_path / "tiny"
-    folder.mkdir()
+def _write_items_dataset(folder, name, item_file):
+    """``folder/name/``: 5 users x 4 items of interactions and the item file's text."""
+    (folder / name).mkdir()
     inter = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u in range(1, 6) for i in range(1, 5)]
-    (folder / "tiny.inter").write_text("\n".join(inter) + "\n")
-    (folder / "tiny.item").write_text(
+    (folder / name / f"{name}.inter").write_text("\n".join(inter) + "\n")
+    (folder / name / f"{name}.item").write_text(item_file)
+
+
+def test_missing_feature_values_are_filled(tmp_path):
+    _write_items_dataset(tmp_path, "tiny", (
         "item_id:token\tprice:float\tbrand:token\n1\t1.0\ta\n2\t\tb\n3\t3.0\t\n4\t5.0\ta\n"
-    )
+    ))
     config = make_config(
         "BPR",
         dataset="tiny",
@@ -168,14 +172,10 @@ def test_missing_feature_values_are_filled(tmp_path):
 def test_missing_sequence_values_load_as_empty_sequences(tmp_path):
     """pandas 3 made _load_feat's in-place fill a no-op; a missing token_seq or
     float_seq cell then crashed the split. It loads as an empty sequence now."""
-    folder = tmp_path / "seqs"
-    folder.mkdir()
-    inter = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u in range(1, 6) for i in range(1, 5)]
-    (folder / "seqs.inter").write_text("\n".join(inter) + "\n")
-    (folder / "seqs.item").write_text(
+    _write_items_dataset(tmp_path, "seqs", (
         "item_id:token\tgenre:token_seq\tscores:float_seq\n"
         "1\tAction Drama\t1.0 2.0\n2\t\t\n3\tDrama\t3.5\n4\tComedy\t\n"
-    )
+    ))
     config = make_config(
         "BPR", dataset="seqs", data_path=str(tmp_path),
         load_col={"inter": ["user_id", "item_id"], "item": ["item_id", "genre", "scores"]},

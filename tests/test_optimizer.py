@@ -8,7 +8,7 @@ from recbole_anchor.model.fold_in import build_model
 from recbole_anchor.optimizer import apply_fused_optimizer, fused_copy
 from recbole_anchor.registry import get_trainer
 
-from conftest import make_config, prepare
+from conftest import make_config, prepare, seeded_steps
 
 
 def _trainer(ml100k, fused):
@@ -36,16 +36,8 @@ def test_fused_adam_trains_like_the_default_adam(ml100k):
         trainer = _trainer(ml100k, fused)
         assert trainer.optimizer.defaults["fused"] is (True if fused else None)
         model, optimizer = trainer.model, trainer.optimizer
-        generator = torch.Generator().manual_seed(11)
         torch.manual_seed(1)
-        losses = []
-        for _ in range(5):
-            users = torch.randperm(model.n_users - 1, generator=generator)[:200] + 1
-            optimizer.zero_grad()
-            loss = sum(model.calculate_loss({model.USER_ID: users}))
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        losses = seeded_steps(model, optimizer)
         runs.append((losses, {k: v.clone() for k, v in model.state_dict().items()}))
     (plain_losses, plain_weights), (fused_losses, fused_weights) = runs
     assert fused_losses == pytest.approx(plain_losses, rel=1e-5)

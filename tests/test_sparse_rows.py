@@ -11,7 +11,7 @@ from recbole_anchor.model.anchor import ItemAnchors, _SparseAnchorLoss
 from recbole_anchor.model.general_recommender import AnchorMultVAE
 from recbole_anchor.model.sparse_rows import SparseRows
 
-from conftest import make_config
+from conftest import make_config, seeded_steps
 
 
 def _pair(ml100k, **overrides):
@@ -158,16 +158,8 @@ def test_seeded_training_and_scores_match_the_dense_path(ml100k):
     trajectories = []
     for model in (sparse, dense):
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        generator = torch.Generator().manual_seed(11)
         torch.manual_seed(5)
-        losses = []
-        for _ in range(5):
-            users = torch.randperm(model.n_users - 1, generator=generator)[:200] + 1
-            optimizer.zero_grad()
-            loss = sum(model.calculate_loss({model.USER_ID: users}))
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+        losses = seeded_steps(model, optimizer)
         model.eval()
         with torch.no_grad():
             scores = model.full_sort_predict({model.USER_ID: torch.arange(1, 301)})
