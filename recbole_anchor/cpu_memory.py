@@ -4,8 +4,8 @@ A training step on the CPU allocates and frees the same large tensors every step
 (at ML-20M's shape the logits, their log-softmax and the weight gradients, 16-50 MB
 each). glibc's malloc serves blocks above its mmap threshold (at most 32 MB by
 default) with fresh pages from the kernel and returns them on ``free``, so each step
-pays a page fault and a kernel zero-fill per 4 KiB of every such tensor; on the
-machine the benchmarks ran on, zero-filling a fresh 16 MB tensor took 7.5 ms.
+pays a page fault and a kernel zero-fill per 4 KiB of every such tensor
+(``benchmarks/micro.py`` times a training step without and with this setting).
 Raising the mmap and trim thresholds makes malloc keep freed memory in its heap and
 hand it out again. Results do not change (only where memory comes from); the
 process's resident memory stays near its peak instead of shrinking between steps.

@@ -9,6 +9,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
 
+import micro  # noqa: E402
 import synthetic  # noqa: E402
 import train_speed  # noqa: E402
 
@@ -55,3 +56,10 @@ def test_train_speed_runs_and_reports(tmp_path, monkeypatch, family):
     summary = report["summary"]
     assert summary["matmul_flops_per_second"] > 0
     assert summary["anchor_overhead_epoch"] > 0 and summary["anchor_vs_baseline_train_memory"] > 0
+
+
+def test_micro_timings_run():
+    timings = micro.adam()
+    assert set(timings) == {"default", "foreach", "fused"} and min(timings.values()) > 0
+    anchor = micro.anchor()
+    assert anchor["nonzeros"] > 30_000 and anchor["autograd"] > 0 and anchor["fused"] > 0
