@@ -86,7 +86,7 @@ def anchor():
 def step(keep_freed):
     """One training step's median time, in this (fresh) process."""
     if keep_freed:
-        from recbole_anchor.cpu_memory import keep_freed_memory
+        from recbole_anchor.trainer.memory import keep_freed_memory
 
         assert keep_freed_memory()
     torch.manual_seed(0)

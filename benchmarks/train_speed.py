@@ -183,7 +183,7 @@ def _prepare(case, shape, data_path, device, epochs, family="multvae"):
     from recbole.utils import init_seed
 
     from recbole_anchor.config import Config
-    from recbole_anchor.cpu_memory import apply_memory_settings
+    from recbole_anchor.trainer.memory import apply_memory_settings
     from recbole_anchor.data.loading import create_dataset, data_preparation
 
     memory = Memory(device)
@@ -212,14 +212,11 @@ def _build(case, config, train_data):
     """Model and trainer of ``case``, seeded as the quick start seeds them."""
     from recbole.utils import init_seed
 
-    from recbole_anchor.model.fold_in import build_model
-    from recbole_anchor.optimizer import apply_fused_optimizer
-    from recbole_anchor.registry import get_trainer
+    from recbole_anchor.registry import build_model, get_trainer
 
     init_seed(config["seed"], config["reproducibility"])
     model = build_model(config, train_data._dataset)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    return apply_fused_optimizer(trainer, config)  # as the quick start does
+    return get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
 
 
 def _warm_up_torch(device):

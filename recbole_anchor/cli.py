@@ -148,6 +148,7 @@ def main(argv=None):
             ip=args.ip,
             port=args.port,
             group_offset=args.group_offset,
+            results_on_console=False,  # printed below, once
         )
     except RecBoleAnchorError as err:
         print(f"run_recbole_anchor: error: {err}", file=sys.stderr)

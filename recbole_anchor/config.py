@@ -15,9 +15,10 @@ from recbole.config.configurator import Config as RecBoleConfig
 from recbole.utils import EvaluatorType
 
 from recbole_anchor import registry
-from recbole_anchor.setting_checks import check_user_values, check_valid_metric_is_computed
+from recbole_anchor.config_checks import check_user_values, check_valid_metric_is_computed
 from recbole_anchor.errors import InvalidConfigError, RecBoleAnchorError
 from recbole_anchor.resources import property_file
+from recbole_anchor.trainer.stopping import stopping_rule
 
 # Exceptions RecBole's Config raises for bad user input; reported as one line.
 _CONFIG_INPUT_ERRORS = (
@@ -66,9 +67,16 @@ class Config(RecBoleConfig):
             raise InvalidConfigError(f"invalid configuration: {message}") from None
         if self["eval_type"] == EvaluatorType.RANKING:
             check_valid_metric_is_computed(self.final_config_dict)
+        stopping_rule(self)
         check_config = getattr(self.model_class, "check_config", None)
         if check_config is not None:
             check_config(self)
+
+    def _init_device(self):
+        super()._init_device()
+        # RecBole leaves use_gpu=True beside device=cpu on a machine without CUDA.
+        final = self.final_config_dict
+        final["use_gpu"] = torch.device(final["device"]).type == "cuda"
 
     def _load_cmd_line(self):
         if self._cmd_args is None:

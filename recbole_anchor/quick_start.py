@@ -1,16 +1,15 @@
 """Train and test any model, plugin or RecBole, the way RecBole's quick start does."""
+import logging
 import sys
 from collections import OrderedDict
 from logging import getLogger
 
 import torch
 from recbole.data.transform import construct_transform
-from recbole.quick_start import load_data_and_model  # noqa: F401  (patched in compat)
 from recbole.utils import get_environment, get_flops, init_logger, init_seed, set_color
 
-from recbole_anchor.checkpoint import load_checkpoint
+from recbole_anchor.compat.weights_only_checkpoints import load_checkpoint, load_weights
 from recbole_anchor.config import Config
-from recbole_anchor.cpu_memory import apply_memory_settings
 from recbole_anchor.data.atomic_files import check_dataset_files
 from recbole_anchor.data.loading import create_dataset, data_preparation
 from recbole_anchor.data.strong_generalization import (
@@ -19,9 +18,9 @@ from recbole_anchor.data.strong_generalization import (
 )
 from recbole_anchor.evaluator.activity import evaluate_by_activity, format_activity_table
 from recbole_anchor.evaluator.per_user import PerUserEvaluator
-from recbole_anchor.model.fold_in import build_model, check_fold_in_support
-from recbole_anchor.optimizer import apply_fused_optimizer
-from recbole_anchor.registry import get_trainer
+from recbole_anchor.model.fold_in import check_fold_in_support
+from recbole_anchor.registry import build_model, get_trainer
+from recbole_anchor.trainer.memory import apply_memory_settings
 
 
 def run_recbole_anchor(
@@ -39,6 +38,8 @@ def run_recbole_anchor(
     port="5678",
     group_offset=0,
     queue=None,
+    callback_fn=None,
+    results_on_console=True,
 ):
     r"""Train ``model`` on ``dataset``, then test it; RecBole's ``run_recbole`` (and,
     with ``nproc`` > 1 or ``world_size`` > 0, RecBole's multi-process ``run``) for
@@ -66,6 +67,11 @@ def run_recbole_anchor(
         ip, port: address of process 0 for the group to meet at.
         group_offset (int): rank of this machine's first process in the group.
         queue: where process 0 of a multi-process run puts its result (internal).
+        callback_fn: RecBole's ``Trainer.fit`` callback, called as
+            ``callback_fn(epoch_idx, valid_score)`` after each validation (tuning uses
+            it to prune trials).
+        results_on_console (bool): also log the final results to the console (they
+            always go to the log file); the command line prints them itself.
 
     Returns:
         dict: ``best_valid_score``, ``valid_score_bigger``, ``best_valid_result`` and
@@ -87,6 +93,7 @@ def run_recbole_anchor(
                 cmd_args=[] if cmd_args is None else cmd_args,
                 resume=resume,
                 trust_checkpoint=trust_checkpoint,
+                results_on_console=results_on_console,
             ),
             nproc,
             world_size,
@@ -111,6 +118,8 @@ def run_recbole_anchor(
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
+    if not results_on_console:
+        _keep_results_off_console(logger)
     logger.info(sys.argv)
     logger.info(config)
 
@@ -127,11 +136,11 @@ def run_recbole_anchor(
     logger.info(set_color("FLOPs", "blue") + f": {flops}")
 
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    apply_fused_optimizer(trainer, config)
     if resume_state is not None:
         trainer.resume_checkpoint(resume, state=resume_state)
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"]
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"],
+        callback_fn=callback_fn,
     )
     if not config["single_spec"]:
         torch.distributed.barrier()  # process 0 has written the best checkpoint
@@ -145,8 +154,10 @@ def run_recbole_anchor(
         + get_environment(config).draw()
     )
     best_valid_result, test_result = _plain(best_valid_result), _plain(test_result)
-    logger.info(set_color("best valid ", "yellow") + f": {dict(best_valid_result or {})}")
-    logger.info(set_color("test result", "yellow") + f": {dict(test_result or {})}")
+    logger.info(
+        set_color("best valid ", "yellow") + f": {dict(best_valid_result or {})}", extra=_RESULT
+    )
+    logger.info(set_color("test result", "yellow") + f": {dict(test_result or {})}", extra=_RESULT)
     result = {
         "best_valid_score": float(best_valid_score),
         "valid_score_bigger": config["valid_metric_bigger"],
@@ -162,12 +173,40 @@ def run_recbole_anchor(
         and config["single_spec"]  # a process of several holds its share of users only
     ):
         result["activity_result"] = evaluate_by_activity(test_data, result["test_per_user"])
-        logger.info(format_activity_table(result["activity_result"]))
+        logger.info(format_activity_table(result["activity_result"]), extra=_RESULT)
     if not config["single_spec"]:
         torch.distributed.destroy_process_group()
         if config["local_rank"] == 0 and queue is not None:
             queue.put(result)
     return result
+
+
+def load_data_and_model(model_file, trust_checkpoint=False):
+    r"""Load a checkpoint and rebuild its config, dataset, loaders and model; RecBole's
+    ``load_data_and_model`` for plugin and RecBole models alike (installed in its place
+    by ``import recbole_anchor``), reading the checkpoint weights-only.
+
+    Args:
+        model_file (str): a checkpoint written by a run (``saved/<Model>-....pth``).
+        trust_checkpoint (bool): also load a checkpoint written by plain RecBole, which
+            pickles objects (loading it runs code stored in the file).
+
+    Returns:
+        tuple: ``(config, model, dataset, train_data, valid_data, test_data)``.
+    """
+    state = load_checkpoint(model_file, map_location="cpu", trust_checkpoint=trust_checkpoint)
+    config = Config.from_dict(state["config"])
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(config)
+    dataset = create_dataset(config)
+    logger.info(dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    init_seed(config["seed"], config["reproducibility"])
+    model = build_model(config, train_data._dataset)
+    load_weights(model, state)
+    return config, model, dataset, train_data, valid_data, test_data
 
 
 def _run_processes(kwargs, nproc, world_size, ip, port, group_offset):
@@ -194,6 +233,17 @@ def run_rank(rank, kwargs):
     (RecBole's ``run_recboles`` builds RecBole's Config, which knows no plugin model)."""
     config_dict = {**kwargs["config_dict"], "local_rank": rank}
     run_recbole_anchor(**{**kwargs, "config_dict": config_dict})
+
+
+#: ``extra`` of the log records that hold a run's final results.
+_RESULT = {"final_result": True}
+
+
+def _keep_results_off_console(logger):
+    """Drop the final-result records from the console handlers (not the log file)."""
+    for handler in logger.handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.addFilter(lambda record: not getattr(record, "final_result", False))
 
 
 def _plain(result):

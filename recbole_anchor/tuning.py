@@ -10,7 +10,7 @@ import csv
 import yaml
 from recbole.trainer.hyper_tuning import HyperTuning
 
-from recbole_anchor.atomic_io import atomic_open
+from recbole_anchor.trainer.checkpoint import atomic_open
 from recbole_anchor.errors import InvalidConfigError
 from recbole_anchor.quick_start import run_recbole_anchor
 

@@ -125,9 +125,10 @@ def test_anchor_gradients_reach_encoder_and_anchors_in_encoder_phase_only(ml100k
 def test_trainer_updates_anchors_with_the_encoder(ml100k, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config, train_data = ml100k
-    assert get_trainer(config["MODEL_TYPE"], "AnchorRecVAE") is AnchorRecVAETrainer
+    trainer_class = get_trainer(config["MODEL_TYPE"], "AnchorRecVAE")
+    assert issubclass(trainer_class, AnchorRecVAETrainer)
     _, model = _models(config, train_data, anchor_weight=0.5)
-    trainer = AnchorRecVAETrainer(config, model)
+    trainer = trainer_class(config, model)
     encoder_params = {id(p) for p in trainer.optimizer_encoder.param_groups[0]["params"]}
     decoder_params = {id(p) for p in trainer.optimizer_decoder.param_groups[0]["params"]}
     assert id(model.anchor.anchors) in encoder_params

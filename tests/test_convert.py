@@ -86,7 +86,7 @@ def test_command_line_reports_one_line(tmp_path, capsys):
 def test_ml20m_preset_filter_counts(recbole_dir):
     """ratings >= 4 kept, then users with >= 5 of them: the counts the filter implies."""
     from recbole_anchor import Config
-    from recbole_anchor.data.preparation import create_dataset
+    from recbole_anchor.data.loading import create_dataset
 
     rng = np.random.default_rng(0)
     n = 6000

@@ -6,14 +6,14 @@ import textwrap
 
 import pytest
 
-from recbole_anchor.cpu_memory import keep_freed_memory
+from recbole_anchor.trainer.memory import keep_freed_memory
 
 from conftest import make_config
 
 PROBE = textwrap.dedent(
     """
     import resource, sys, torch
-    from recbole_anchor.cpu_memory import keep_freed_memory
+    from recbole_anchor.trainer.memory import keep_freed_memory
     if sys.argv[1] == "on":
         assert keep_freed_memory()
     total = 0.0
@@ -48,7 +48,7 @@ def test_freed_large_tensors_are_reused_instead_of_faulted_in_again():
 
 
 def test_on_unless_turned_off_and_checked_as_a_boolean():
-    from recbole_anchor.cpu_memory import apply_memory_settings
+    from recbole_anchor.trainer.memory import apply_memory_settings
     from recbole_anchor.errors import InvalidConfigError
 
     assert apply_memory_settings(make_config(keep_freed_memory=False)) is False

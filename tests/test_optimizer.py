@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from recbole_anchor.errors import InvalidConfigError
-from recbole_anchor.model.fold_in import build_model
-from recbole_anchor.optimizer import apply_fused_optimizer, fused_copy
-from recbole_anchor.registry import get_trainer
+from recbole_anchor.registry import build_model, get_trainer
+from recbole_anchor.trainer.optimizer import fused_copy
 
 from conftest import make_config, prepare, seeded_steps
 
@@ -24,8 +23,7 @@ def _trainer(ml100k, fused):
 def _build(config, train_data):
     torch.manual_seed(0)
     model = build_model(config, train_data._dataset)
-    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
-    return apply_fused_optimizer(trainer, config)
+    return get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
 
 
 def test_fused_adam_trains_like_the_default_adam(ml100k):

@@ -17,10 +17,12 @@ import pytest
 import torch
 from recbole.trainer import trainer as trainer_module
 
-from recbole_anchor import checkpoint, compat, rng_state
+from recbole_anchor.compat import race_free_dirs
+from recbole_anchor.compat.weights_only_checkpoints import load_checkpoint
 from recbole_anchor.errors import CheckpointError, TrainingDivergedError
 from recbole_anchor.model.general_recommender import AnchorMultVAE
 from recbole_anchor.quick_start import run_recbole_anchor
+from recbole_anchor.trainer import checkpoint, with_training_features
 
 from conftest import make_config
 from tiny_dataset import tiny_args, write_tiny_dataset
@@ -37,9 +39,13 @@ def tiny(workdir):
     return workdir / "data"
 
 
-def run(data_path, epochs=EPOCHS, resume=None, **overrides):
+#: RecVAE-family settings for the tiny dataset (RecVAE's trainer makes 4 passes per epoch).
+TINY_RECVAE = {"hidden_dimension": 32, "latent_dimension": 8}
+
+
+def run(data_path, epochs=EPOCHS, resume=None, model="AnchorMultVAE", **overrides):
     return run_recbole_anchor(
-        "AnchorMultVAE", "tiny", cmd_args=tiny_args(data_path, epochs, state="ERROR", **overrides),
+        model, "tiny", cmd_args=tiny_args(data_path, epochs, state="ERROR", **overrides),
         resume=resume,
     )
 
@@ -66,9 +72,9 @@ def digest(path):
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def cli(cwd, *args):
+def cli(cwd, *args, model="AnchorMultVAE"):
     return subprocess.Popen(
-        [sys.executable, SCRIPT, "--model=AnchorMultVAE", "--dataset=tiny", *args],
+        [sys.executable, SCRIPT, f"--model={model}", "--dataset=tiny", *args],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -87,12 +93,14 @@ def test_same_config_and_seed_give_identical_metrics_and_weights(tiny):
 def test_rng_state_round_trip_repeats_every_generator():
     generator = torch.Generator().manual_seed(3)
     buffer = io.BytesIO()
-    torch.save(rng_state.capture({"loader": generator}), buffer)
+    torch.save(checkpoint.capture_rng({"loader": generator}), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
     draws = (random.random(), np.random.rand(), torch.rand(1), torch.randperm(9, generator=generator))
     random.seed(99), np.random.seed(99), torch.manual_seed(99), generator.manual_seed(99)
-    assert rng_state.restore(state, {"loader": generator, "other": torch.Generator()}) == ["other"]
+    assert checkpoint.restore_rng(state, {"loader": generator, "other": torch.Generator()}) == [
+        "other"
+    ]
     again = (random.random(), np.random.rand(), torch.rand(1), torch.randperm(9, generator=generator))
     assert draws[:2] == again[:2]
     assert torch.equal(draws[2], again[2]) and torch.equal(draws[3], again[3])
@@ -139,31 +147,49 @@ CHILD = textwrap.dedent(
     """
     import os, sys, time
     sys.path.insert(0, {repo!r})
-    from recbole_anchor.model.general_recommender import AnchorMultVAE
+    from recbole_anchor.registry import get_model
     from recbole_anchor.cli import main
 
-    original = AnchorMultVAE.calculate_loss
+    model_class = get_model({model!r})
+    original = model_class.calculate_loss
+    calls = [0]
 
-    def calculate_loss(self, interaction):
-        if self.training and int(self.step) == {stop_step}:
+    def calculate_loss(self, interaction, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == {stop_call}:
             open("stopped", "w").close()
             time.sleep(600)  # the parent kills us here, mid-epoch
-        return original(self, interaction)
+        return original(self, interaction, *args, **kwargs)
 
-    AnchorMultVAE.calculate_loss = calculate_loss
+    model_class.calculate_loss = calculate_loss
     sys.exit(main(sys.argv[1:]))
     """
 )
 
+#: model -> (extra settings, training steps per epoch): RecVAE's trainer runs
+#: n_enc_epochs (3) encoder passes and one decoder pass over the users per epoch.
+KILLED_RUNS = {
+    "AnchorMultVAE": ({}, BATCHES_PER_EPOCH),
+    "RecVAE": (TINY_RECVAE, 4 * BATCHES_PER_EPOCH),
+    "AnchorRecVAE": (TINY_RECVAE, 4 * BATCHES_PER_EPOCH),
+}
 
-def test_run_killed_mid_training_resumes_to_the_same_final_metrics(tiny):
-    uninterrupted = run(tiny)
+
+@pytest.mark.parametrize("model", sorted(KILLED_RUNS))
+def test_run_killed_mid_training_resumes_to_the_same_final_metrics(tiny, model):
+    """SIGKILL in the middle of an epoch, resume from ``-last.pth``: the same metrics and
+    bit-identical weights as a run never stopped (RecVAE's trainer: both its phase
+    optimizers are saved and restored)."""
+    settings, steps_per_epoch = KILLED_RUNS[model]
+    uninterrupted = run(tiny, model=model, **settings)
     reference = run_files()[0]
 
     kill_epoch = 3
+    args = [*tiny_args(tiny, EPOCHS), *[f"--{k}={v}" for k, v in settings.items()]]
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(repo=REPO, stop_step=kill_epoch * BATCHES_PER_EPOCH + 2),
-         "--model=AnchorMultVAE", "--dataset=tiny", *tiny_args(tiny, EPOCHS)],
+        [sys.executable, "-c",
+         CHILD.format(repo=REPO, model=model, stop_call=kill_epoch * steps_per_epoch + 3),
+         f"--model={model}", "--dataset=tiny", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 300  # a guard against a hang, not a timing check
@@ -180,7 +206,7 @@ def test_run_killed_mid_training_resumes_to_the_same_final_metrics(tiny):
     last_file = checkpoint.last_checkpoint_path(killed[0])
     assert torch.load(last_file, weights_only=True)["epoch"] == kill_epoch - 1
 
-    resumed = cli(tiny.parent, *tiny_args(tiny, EPOCHS), f"--resume={last_file}")
+    resumed = cli(tiny.parent, *args, f"--resume={last_file}", model=model)
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
     expected = f"{uninterrupted['test_result']['ndcg@10']:.4f}"
@@ -219,7 +245,7 @@ def test_checkpoint_that_runs_code_on_load_is_refused(workdir, writer):
     else:
         evil.write_bytes(pickle.dumps(payload))
     with pytest.raises(CheckpointError, match="--trust-checkpoint") as err:
-        checkpoint.load_checkpoint(evil)
+        load_checkpoint(evil)
     assert "\n" not in str(err.value)
     assert not marker.exists()
 
@@ -287,7 +313,7 @@ def test_non_finite_weights_are_never_saved(workdir):
 
     _, (train_data, _, _) = prepare(config)
     model = AnchorMultVAE(config, train_data._dataset)
-    trainer = trainer_module.Trainer(config, model)
+    trainer = with_training_features(trainer_module.Trainer)(config, model)
     trainer._save_checkpoint(0)
     before = digest(trainer.saved_model_file)
     with torch.no_grad():
@@ -315,8 +341,8 @@ def test_two_runs_at_once_keep_separate_intact_checkpoints_and_results(tiny):
 def test_folders_are_created_safely_by_concurrent_runs(tmp_path):
     from recbole.utils import logger as recbole_logger
 
-    assert trainer_module.ensure_dir is compat._ensure_dir
-    assert recbole_logger.ensure_dir is compat._ensure_dir
+    assert trainer_module.ensure_dir is race_free_dirs.ensure_dir
+    assert recbole_logger.ensure_dir is race_free_dirs.ensure_dir
     target = str(tmp_path / "a" / "b")
     errors = []
 

@@ -1,15 +1,21 @@
-"""The trend-aware stopping rule (compat.trend_aware_stopping) in RecBole's fit loop."""
+"""The stopping rules (``stopping_rule: recbole`` or ``trend``) in RecBole's fit loop."""
 import numpy as np
+import pytest
 from recbole.trainer import Trainer
 from recbole.utils import early_stopping
 
-from recbole_anchor.compat import still_improving
+from recbole_anchor.errors import InvalidConfigError
+from recbole_anchor.trainer import with_training_features
+from recbole_anchor.trainer.stopping import still_improving, stopping_rule
+
+from conftest import make_config
 
 
-class _FitLoop:
-    """The parts of RecBole's Trainer that its fit loop's stopping uses."""
+class _FitLoop(with_training_features(Trainer)):
+    """The parts of a plugin trainer that RecBole's fit loop's stopping uses."""
 
-    def __init__(self, scores, stopping_step):
+    def __init__(self, scores, stopping_step, rule="trend"):
+        self.stopping_rule = rule
         self.scores = iter(scores)
         self.valid_metric = "ndcg@100"
         self.valid_metric_bigger = True
@@ -24,7 +30,7 @@ class _FitLoop:
         """Evaluations until RecBole's fit loop would stop (or the scores run out)."""
         for epoch in range(10**6):
             try:
-                score, _ = Trainer._valid_epoch(self, None)
+                score, _ = self._valid_epoch(None)
             except StopIteration:
                 return None
             self.best_valid_score, self.cur_step, stop, _ = early_stopping(
@@ -47,6 +53,18 @@ def test_does_not_stop_while_still_rising():
             plain_stop = epoch
             break
     assert plain_stop is not None  # RecBole's rule alone ends this run early
+    assert _FitLoop(scores, stopping_step=10, rule="recbole").run() == plain_stop
+
+
+def test_recbole_rule_is_the_default_and_the_presets_choose_trend():
+    assert stopping_rule(make_config("MultiVAE", dataset="no-preset")) == "recbole"
+    assert make_config("MultiVAE", dataset="ml-100k")["stopping_rule"] == "trend"
+    for model in ("AnchorMultVAE", "EASE"):
+        assert make_config(model, dataset="ml-1m", data_path="unused")["stopping_rule"] == "trend"
+    # RecBole's own Trainer, used by RecBole's run_recbole, keeps RecBole's stopping.
+    assert Trainer._valid_epoch.__module__ == "recbole.trainer.trainer"
+    with pytest.raises(InvalidConfigError, match=r"stopping_rule='slope'.*one of \['recbole', 'trend'\]"):
+        make_config("MultiVAE", stopping_rule="slope")
 
 
 def test_stops_on_a_plateau_and_a_decline():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from recbole_anchor import Config
-from recbole_anchor.data.preparation import create_dataset, data_preparation
+from recbole_anchor.data.loading import create_dataset, data_preparation
 from recbole_anchor.data.strong_generalization import (
     TEST_FOLD_IN,
     TEST_TARGET,
@@ -15,7 +15,8 @@ from recbole_anchor.data.strong_generalization import (
     n_targets,
 )
 from recbole_anchor.errors import InvalidConfigError, UnsupportedModelError
-from recbole_anchor.model.fold_in import build_model, fold_in
+from recbole_anchor.model.fold_in import fold_in
+from recbole_anchor.registry import build_model
 
 
 def _config(model="AnchorMultVAE", **overrides):

@@ -9,7 +9,7 @@ import json
 import os
 import re
 
-from recbole_anchor.atomic_io import atomic_open
+from recbole_anchor.trainer.checkpoint import atomic_open
 
 
 class RecordStore:

@@ -1,7 +1,7 @@
 r"""Ranking metrics of Liang et al. (WWW 2018), in RecBole's metric system.
 
 ``import recbole_anchor`` registers every class here with RecBole
-(:func:`recbole_anchor.compat.plugin_metrics`), so ``metrics``, ``topk`` and
+(:func:`recbole_anchor.registry.install`), so ``metrics``, ``topk`` and
 ``valid_metric`` accept them by name like RecBole's own.
 
 RecBole's ``NDCG`` already is Liang's NDCG@K (binary gain, ideal DCG over

@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recbole_anchor.model.config_checks import check_int_at_least, check_nonnegative, fail
+from recbole_anchor.config_checks import check_int_at_least, check_nonnegative, fail
 from recbole_anchor.model.sparse_rows import SparseRows
 
 #: The parts of L_A, in the order of the closed form.
@@ -43,10 +43,8 @@ ANCHOR_CONFIG_KEYS = ("anchor_weight", "anchor_warmup_steps", "anchor_init_std",
 
 
 def _set_sizes(rows):
-    r""":math:`|S_u|` (B,) of binary rows: dense, torch-sparse or :class:`SparseRows`."""
-    if isinstance(rows, SparseRows):
-        return rows.counts
-    return rows.sum(dim=1).to_dense() if rows.is_sparse else rows.sum(dim=1)
+    r""":math:`|S_u|` (B,) of binary rows: dense or :class:`SparseRows`."""
+    return rows.counts if isinstance(rows, SparseRows) else rows.sum(dim=1)
 
 
 def _rows_times(rows, table):
@@ -80,7 +78,7 @@ class ItemAnchors(nn.Module):
 
     def centroid(self, rows):
         r""":math:`\bar e = X E / |S|` for binary user rows ``rows`` (B x n_items),
-        dense, torch-sparse or :class:`SparseRows`; returns (B x d) centroids and (B,)
+        dense or :class:`SparseRows`; returns (B x d) centroids and (B,)
         set sizes :math:`|S|`."""
         sizes = _set_sizes(rows).clamp_min(1.0)
         return _rows_times(rows, self.anchors) / sizes.unsqueeze(1), sizes

@@ -97,14 +97,3 @@ def fold_in(model, dataset):
         )
     function(model, dataset)
 
-
-def build_model(config, train_dataset):
-    """``model_class(config, train_dataset)`` on ``config['device']``, as RecBole builds
-    a model; when ``train_dataset`` is the training part of an SG split, the model is
-    built on the training users only and the held-out users' fold-in rows are
-    folded in afterwards."""
-    model = config.model_class(config, train_dataset)
-    with_fold_in = getattr(train_dataset, "with_fold_in", None)
-    if with_fold_in is not None:
-        fold_in(model, with_fold_in())
-    return model.to(config["device"])

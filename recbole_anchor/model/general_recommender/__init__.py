@@ -1,3 +1,4 @@
 from recbole_anchor.model.general_recommender.anchormultvae import AnchorMultVAE
+from recbole_anchor.model.general_recommender.anchorrecvae import AnchorRecVAE
 
-__all__ = ["AnchorMultVAE"]
+__all__ = ["AnchorMultVAE", "AnchorRecVAE"]

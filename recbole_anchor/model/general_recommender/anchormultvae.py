@@ -42,7 +42,7 @@ from recbole.model.init import xavier_normal_initialization
 from recbole.utils import InputType
 
 from recbole_anchor.model.anchor import AnchorRegularized
-from recbole_anchor.model.config_checks import (
+from recbole_anchor.config_checks import (
     check_dropout,
     check_int_at_least,
     check_nonnegative,

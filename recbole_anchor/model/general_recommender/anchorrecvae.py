@@ -36,7 +36,7 @@ import torch
 from recbole.model.general_recommender.recvae import RecVAE
 
 from recbole_anchor.model.anchor import AnchorRegularized
-from recbole_anchor.model.config_checks import (
+from recbole_anchor.config_checks import (
     check_dropout,
     check_int_at_least,
     check_nonnegative,

@@ -1,4 +1,4 @@
-"""Trainers of the plugin's models, found by ``registry.get_trainer`` as ``<Model>Trainer``."""
+"""AnchorRecVAE's trainer, found by ``registry.get_trainer`` as ``<Model>Trainer``."""
 from recbole.trainer.trainer import RecVAETrainer
 
 

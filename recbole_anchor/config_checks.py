@@ -1,24 +1,86 @@
-"""Type and range checks of the RecBole settings a user sets, before RecBole uses them.
+"""Type and range checks of config values, with one error format.
 
 RecBole's Config takes most values as given; a wrong type then fails deep inside
 training (``'NoneType' object has no attribute 'split'``, an optimizer's ``Invalid
-learning rate``) or, for some values, trains on nonsense. :func:`check_user_values`
-checks the values the user gave (config files, ``config_dict``, command line) and
-raises one :class:`~recbole_anchor.errors.InvalidConfigError` naming the key, the
-value, what it must be and how to set it. Model hyperparameters are checked by the
-model's own ``check_config``.
+learning rate``) or, for some values, trains on nonsense. Two kinds of check share
+the predicates and the message here:
+
+- :func:`check_user_values`: the RecBole settings the user gave (config files,
+  ``config_dict``, command line), checked against :data:`CHECKS` before RecBole uses them;
+- the model checks (:func:`check_nonnegative`, :func:`check_int_at_least`,
+  :func:`check_dropout`, :func:`fail`), which each plugin model's ``check_config`` calls
+  on its hyperparameters.
+
+Every failure is one :class:`~recbole_anchor.errors.InvalidConfigError` that names the
+key, its value, what it must be, and how to set it.
 """
 import codecs
+import math
+import numbers
 
 from recbole.evaluator.register import metric_types
 
 from recbole_anchor.errors import InvalidConfigError
-from recbole_anchor.model.config_checks import is_int, is_number
+
+def invalid(key, value, requirement):
+    """The one-line error: ``key`` has ``value``, which must be ``requirement``."""
+    return InvalidConfigError(
+        f"invalid {key}={value!r}: it must be {requirement}; "
+        f"set --{key}=... or fix it in your config file"
+    )
+
+
+def fail(config, key, requirement):
+    """Raise InvalidConfigError: ``config[key]`` must be ``requirement``."""
+    raise invalid(key, config[key], requirement)
+
+
+def is_number(value):
+    """True for a finite real number (not a bool, not NaN or infinity)."""
+    return (
+        isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    )
+
+
+def is_int(value):
+    """True for an integer, Python's or numpy's (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def number(config, key):
+    """``config[key]``, checked to be a number."""
+    value = config[key]
+    if not is_number(value):
+        fail(config, key, "a number")
+    return value
+
+
+def check_nonnegative(config, *keys):
+    """Each of ``keys`` is a number >= 0."""
+    for key in keys:
+        if number(config, key) < 0:
+            fail(config, key, ">= 0")
+
+
+def check_int_at_least(config, low, *keys):
+    """Each of ``keys`` is an integer >= ``low``."""
+    for key in keys:
+        value = config[key]
+        if not is_int(value) or value < low:
+            fail(config, key, f"an integer >= {low}")
+
+
+def check_dropout(config, key="dropout_prob"):
+    """``config[key]`` is a dropout rate in [0, 1)."""
+    if not 0 <= number(config, key) < 1:
+        fail(config, key, "in [0, 1)")
+
+
+# --- RecBole settings ---------------------------------------------------------------
 
 LEARNERS = ("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")
 LOG_STATES = ("info", "debug", "error", "warning", "critical")
 EVAL_ARGS_KEYS = ("split", "order", "group_by", "mode")
-
 
 
 def _int_at_least(low, high=None):
@@ -140,10 +202,7 @@ def check_user_values(values):
             continue
         check, requirement = CHECKS[key]
         if not check(value):
-            raise InvalidConfigError(
-                f"invalid {key}={value!r}: it must be {requirement}; "
-                f"set --{key}=... or fix it in your config file"
-            )
+            raise invalid(key, value, requirement)
 
 
 def check_valid_metric_is_computed(final):
