@@ -125,14 +125,17 @@ def test_download_into_an_existing_empty_folder(workdir, server, table):
 
 
 @pytest.mark.parametrize(
-    "broken, reason",
+    "broken, reason, root_exists",
     [
-        ("file", "not a complete zip file"),        # the server's copy is truncated
-        ("connection", "received"),                 # the transfer stops half way
-        ("layout", "the zip holds no Tiny_Shop.inter or tiny-shop.inter"),
+        ("file", "not a complete zip file", False),     # the server's copy is truncated
+        ("file", "not a complete zip file", True),
+        ("connection", "received", False),              # the transfer stops half way
+        ("layout", "the zip holds no Tiny_Shop.inter or tiny-shop.inter", True),
     ],
 )
-def test_broken_download_writes_nothing_and_fails_in_one_line(workdir, server, table, broken, reason):
+def test_broken_download_writes_nothing_and_fails_in_one_line(
+    workdir, server, table, broken, reason, root_exists
+):
     body, _ = recbole_zip(workdir)
     if broken == "file":
         body = body[: len(body) // 2]
@@ -146,6 +149,8 @@ def test_broken_download_writes_nothing_and_fails_in_one_line(workdir, server, t
     url = server.url + ZIP_PATH
     table["tiny-shop"] = url
     data = workdir / "data"
+    if root_exists:
+        data.mkdir()
     with pytest.raises(DatasetDownloadError) as caught:
         check_dataset_files(make_config(dataset="tiny-shop", data_path=str(data)))
     message = str(caught.value)
@@ -153,7 +158,8 @@ def test_broken_download_writes_nothing_and_fails_in_one_line(workdir, server, t
     assert message.startswith("dataset 'tiny-shop' not found")
     assert f"downloading it from {url} failed (" in message and reason in message
     assert "--data_path=DIR" in message
-    assert not data.exists()  # nothing written, not even the data folder
+    # nothing written: no staging folder left, no data folder made
+    assert os.listdir(data) == [] if root_exists else not data.exists()
     assert server.requests == [ZIP_PATH]
 
 

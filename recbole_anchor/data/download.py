@@ -71,7 +71,7 @@ def fetch_missing_dataset(config, missing):
             f"{url}, or {ways_out}"
         )
     try:
-        download_dataset(name, os.path.abspath(config["data_path"]), url,
+        _download(name, os.path.abspath(config["data_path"]), url,
                          progress=config["show_progress"])
     except _DownloadFailed as err:
         raise DatasetDownloadError(
@@ -93,7 +93,7 @@ class _DownloadFailed(Exception):
     """Why a download failed (the caller turns it into the user's one-line error)."""
 
 
-def download_dataset(name, folder, url, progress=True):
+def _download(name, folder, url, progress=True):
     """Put the atomic files of RecBole's zip at ``url``, renamed to ``name``, into
     ``folder``; nothing is written unless the whole zip arrived and checks out."""
     try:
