@@ -242,3 +242,22 @@ def test_ml20m_preset_filter_counts(recbole_dir):
         for u, s in kept.items()
     )
     assert len(users_now) == expected
+
+
+def test_module_runs_without_warnings(tmp_path):
+    """``python -m recbole_anchor.data.convert``: importing the package must not load
+    the converter first (runpy would warn on every run)."""
+    import os
+    import subprocess
+    import sys
+
+    raw = tmp_path / "ratings.dat"
+    raw.write_text("1::2::5::978300760\n")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "recbole_anchor.data.convert",
+         "movielens", str(raw), "--output", str(tmp_path), "--name", "t", "--no-progress"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": repo + os.pathsep + os.environ.get("PYTHONPATH", "")},
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr

@@ -31,7 +31,6 @@ import yaml
 from recbole.utils.url import rename_atomic_files
 from tqdm import tqdm
 
-from recbole_anchor.data.convert import convert_command
 from recbole_anchor.errors import DatasetDownloadError, DatasetNotFoundError, InvalidConfigError
 
 #: Seconds without progress (connecting, or between two reads) before giving up.
@@ -81,6 +80,10 @@ def fetch_missing_dataset(config, missing):
 
 def _ways_out(name, data_path):
     """The other two ways to get the files, as the end of an error line."""
+    # Imported here: importing the package must not load the module that
+    # ``python -m recbole_anchor.data.convert`` runs (runpy warns).
+    from recbole_anchor.data.convert import convert_command
+
     root = os.path.dirname(os.path.normpath(data_path)) or "."
     existing = f"pass --data_path=DIR where DIR/{name}/ holds its atomic files"
     command = convert_command(name, root)
