@@ -3,7 +3,8 @@
 Priority, lowest first, as in RecBole: RecBole's ``overall.yaml`` < the model's
 defaults (RecBole's ``properties/model/<Model>.yaml`` or the plugin's) < dataset
 presets (RecBole's, then the plugin's ``properties/dataset/<dataset>.yaml``) < config
-files < ``config_dict`` < command-line ``--key=value``.
+files < ``config_dict`` < command-line ``--key=value``. The plugin's ``properties/overall.yaml``
+(keys of the plugin that any model reads, e.g. ``download``) only fills keys nothing else set.
 """
 import ast
 import os
@@ -17,7 +18,7 @@ from recbole.utils import EvaluatorType
 from recbole_anchor import registry
 from recbole_anchor.config_checks import check_user_values, check_valid_metric_is_computed
 from recbole_anchor.errors import InvalidConfigError, RecBoleAnchorError
-from recbole_anchor.resources import property_file
+from recbole_anchor.resources import properties_dir, property_file
 from recbole_anchor.trainer.stopping import stopping_rule
 
 # Exceptions RecBole's Config raises for bad user input; reported as one line.
@@ -143,6 +144,10 @@ class Config(RecBoleConfig):
             self.parameters["Dataset"] = self.parameters["Dataset"] + [
                 key for key in loaded if key not in self.parameters["Dataset"]
             ]
+        with open(os.path.join(properties_dir(), "overall.yaml"), encoding="utf-8") as handle:
+            plugin_defaults = yaml.load(handle.read(), Loader=self.yaml_loader) or {}
+        for key, value in plugin_defaults.items():
+            self.internal_config_dict.setdefault(key, value)
 
     def _set_default_parameters(self):
         data_root = self.final_config_dict.get("data_path") or "dataset/"

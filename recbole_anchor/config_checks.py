@@ -171,6 +171,7 @@ CHECKS = {
     "show_progress": _BOOL,
     "fused_optimizer": _BOOL,
     "keep_freed_memory": _BOOL,
+    "download": _BOOL,
     "state": (
         lambda v: v is None or (isinstance(v, str) and v.lower() in LOG_STATES),
         f"one of {list(LOG_STATES)}",

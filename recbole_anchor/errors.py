@@ -18,6 +18,10 @@ class DatasetNotFoundError(RecBoleAnchorError, FileNotFoundError):
     """The atomic files of a dataset are not where the config says they are."""
 
 
+class DatasetDownloadError(DatasetNotFoundError):
+    """A dataset's atomic files are missing and downloading them failed."""
+
+
 class MalformedDatasetError(RecBoleAnchorError, ValueError):
     """An atomic file exists but cannot be read as RecBole atomic data."""
 

@@ -30,6 +30,11 @@ def test_models_train_and_print_test_metrics(tmp_path, model):
     [
         (["--model=NoSuchModel"], "unknown model 'NoSuchModel'"),
         (["--dataset=no-such-dataset"], "dataset 'no-such-dataset' not found"),
+        (["--dataset=msd"], "RecBole has no download for it; pass --data_path=DIR where DIR/msd/ "
+         "holds its atomic files, or convert the raw files: python -m recbole_anchor.data.convert "
+         "msd train_triplets.txt --output dataset"),
+        (["--dataset=ml-20m", "--download=False"], "download is False; pass --download=True to "
+         "download it from https://recbole.s3-accelerate.amazonaws.com/ProcessedDatasets/MovieLens/ml-20m.zip"),
         (["--anchor_weight=-1"], "invalid anchor_weight=-1"),
         (["--dropout_prob=1.5"], "invalid dropout_prob=1.5"),
         (["--latent_dimension=0"], "invalid latent_dimension=0"),

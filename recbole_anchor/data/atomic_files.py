@@ -1,12 +1,14 @@
 """Checks that a dataset's atomic files exist and have a readable header, before
-RecBole reads them (RecBole would try a network download for a missing dataset, and
-fails deep inside pandas on a malformed header), and :func:`find_row_problem`, which
-names the first bad line of a file once RecBole has failed to read it."""
+RecBole reads them (a missing dataset is handed to :mod:`recbole_anchor.data.download`,
+which downloads it or says how to get it; RecBole fails deep inside pandas on a
+malformed header), and :func:`find_row_problem`, which names the first bad line of a
+file once RecBole has failed to read it."""
 import os
 
 from recbole.utils.enum_type import FeatureType
 
-from recbole_anchor.errors import DatasetNotFoundError, MalformedDatasetError
+from recbole_anchor.data.download import fetch_missing_dataset
+from recbole_anchor.errors import MalformedDatasetError
 
 _TYPES = {feature_type.value for feature_type in FeatureType}
 
@@ -106,18 +108,14 @@ def find_row_problem(path, separator="\t", encoding="utf-8", seq_separator=" "):
 
 
 def check_dataset_files(config):
-    """Raise a one-line error if the dataset's interaction files are missing or their
-    header is malformed or lacks a column that ``load_col`` asks for."""
+    """Raise a one-line error if the dataset's interaction files are missing (after
+    downloading them, where RecBole can and ``download`` allows) or their header is
+    malformed or lacks a column that ``load_col`` asks for."""
     if config["dataset_save_path"] or config["dataloaders_save_path"]:
         return
-    folder = os.path.abspath(config["data_path"])
-    for path in inter_files(config):
-        if not os.path.isfile(path):
-            raise DatasetNotFoundError(
-                f"dataset '{config['dataset']}' not found: no file {path}; put its "
-                f"RecBole atomic files in {folder}/ or pass --data_path=DIR where "
-                f"DIR/{config['dataset']}/ holds them"
-            )
+    missing = [path for path in inter_files(config) if not os.path.isfile(path)]
+    if missing:
+        fetch_missing_dataset(config, missing[0])
     for path in atomic_files(config):
         names = [field for field, _ in read_header(path, config["field_separator"] or "\t",
                                                    config["encoding"] or "utf-8")]

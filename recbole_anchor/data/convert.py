@@ -12,6 +12,11 @@ Usage::
 writes ``DIR/<name>/<name>.inter``, so ``--data_path=DIR --dataset=<name>`` reads it.
 A malformed line stops the conversion with ``file:line: what is wrong`` (exit 2).
 
+``msd`` also applies Liang et al.'s (WWW 2018) filter, once and in this order: songs
+listened to by >= 200 users, then users with >= 20 of those songs. RecBole repeats
+its ``item_inter_num_interval`` / ``user_inter_num_interval`` filters until nothing
+changes, which gives other counts, so the ``msd`` preset leaves them off.
+
 Formats read:
 
 - MovieLens ``ratings.csv`` (ML-20M/25M/32M): header ``userId,movieId,rating,timestamp``;
@@ -22,6 +27,7 @@ Formats read:
 """
 import argparse
 import calendar
+import collections
 import datetime
 import glob
 import os
@@ -132,12 +138,56 @@ def msd_rows(paths, progress=True):
         yield user, song, _number(count, path, lineno, "play count")
 
 
+#: Liang et al.'s MSD filter: songs with >= this many users, then users with >= this
+#: many of those songs.
+MSD_MIN_SONG_USERS, MSD_MIN_USER_SONGS = 200, 20
+
+
+def filter_once(read, min_item_users, min_user_items):
+    """The ``(user, item, ...)`` rows of ``read()`` whose item has >= ``min_item_users``
+    rows, then of those the rows whose user has >= ``min_user_items`` of them: each
+    filter once (Liang et al.'s ``filter_triplets``), not until stable as RecBole does.
+    ``read`` gives a fresh stream of the rows on each call; the data is read three times
+    and only the counts are held in memory."""
+    item_rows = collections.Counter(row[1] for row in read())
+    items = {item for item, n in item_rows.items() if n >= min_item_users}
+    user_rows = collections.Counter(row[0] for row in read() if row[1] in items)
+    users = {user for user, n in user_rows.items() if n >= min_user_items}
+    return (row for row in read() if row[1] in items and row[0] in users)
+
+
+def liang_msd_rows(paths, progress=True):
+    """:func:`msd_rows` filtered as Liang et al. filter the MSD."""
+    return filter_once(lambda: msd_rows(paths, progress), MSD_MIN_SONG_USERS, MSD_MIN_USER_SONGS)
+
+
 #: format -> (row reader, header, default dataset name, input file pattern for a folder)
 FORMATS = {
     "movielens": (movielens_rows, MOVIELENS_HEADER, None, "ratings.*"),
     "netflix": (netflix_rows, NETFLIX_HEADER, "netflix", "mv_*.txt"),
-    "msd": (msd_rows, MSD_HEADER, "msd", "train_triplets.txt"),
+    "msd": (liang_msd_rows, MSD_HEADER, "msd", "train_triplets.txt"),
 }
+
+#: dataset name -> (format, its raw input as the public archive names it)
+RAW_INPUTS = {
+    "ml-1m": ("movielens", "ml-1m/ratings.dat"),
+    "ml-10m": ("movielens", "ml-10M100K/ratings.dat"),
+    "ml-20m": ("movielens", "ml-20m/ratings.csv"),
+    "ml-25m": ("movielens", "ml-25m/ratings.csv"),
+    "ml-32m": ("movielens", "ml-32m/ratings.csv"),
+    "netflix": ("netflix", "training_set/"),
+    "msd": ("msd", "train_triplets.txt"),
+}
+
+
+def convert_command(dataset, output):
+    """The command that writes ``output/<dataset>/<dataset>.inter`` from the dataset's
+    raw files, or None when this converter does not read its raw format."""
+    if dataset not in RAW_INPUTS:
+        return None
+    kind, raw = RAW_INPUTS[dataset]
+    name = "" if FORMATS[kind][2] == dataset else f" --name {dataset}"
+    return f"python -m recbole_anchor.data.convert {kind} {raw} --output {output}{name}"
 
 
 def input_files(inputs, pattern):
