@@ -1,6 +1,7 @@
-"""Property-based tests: malformed atomic files and config values either load or fail
-with a one-line RecBoleAnchorError; never another exception, and never a change to
-the dataset folder."""
+"""Property-based tests: each generated atomic file and config value has its expected
+outcome, stated here: it loads (or trains), or it fails with a one-line
+RecBoleAnchorError that names its key, file or line; never another exception, and
+never a change to the dataset folder."""
 import ast
 import codecs
 import hashlib
@@ -52,70 +53,91 @@ def assert_one_line(err):
 
 
 # ------------------------------------------------------------------ atomic files
-GOOD_COLUMNS = ["user_id:token", "item_id:token", "rating:float", "timestamp:float"]
-BAD_COLUMNS = ["user_id:tokn", "item_id", ":token", "rating:float:x", "user_id:token", ""]
-VALUES = st.one_of(
-    st.sampled_from([f"u{n}" for n in range(1, 9)] + [f"i{n}" for n in range(1, 9)]),
-    st.sampled_from(["1", "2.5", "-3", "1e300", "nan", "inf", "", "abc", "1,5", '"q"']),
-    st.text(max_size=4),
-    st.binary(min_size=1, max_size=3).map(lambda b: b.decode("latin-1")),
-)
+HEADER = ["user_id:token", "item_id:token", "rating:float", "timestamp:float"]
+
+#: One defect each, as (name, expected error pattern with {line} for the defect's line
+#: number, or None when the file must load). The first line of the file is line 1.
+DEFECTS = {
+    "none": None,
+    "duplicate rows": None,  # RecBole keeps repeated interactions; they load
+    "crlf newlines": None,
+    "empty file": r"fuzz\.inter:1: empty file or empty header",
+    "unknown column type": r"fuzz\.inter:1: column 'item_id:tokn' is not name:type",
+    "column without type": r"fuzz\.inter:1: column 'item_id' is not name:type",
+    "column twice": r"fuzz\.inter:1: column 'user_id' appears twice",
+    "non-utf-8 header": r"fuzz\.inter:1: header is not valid utf-8",
+    "non-utf-8 row": r"fuzz\.inter:{line}: bytes that are not valid utf-8",
+    "float field not a number": r"fuzz\.inter:{line}: field 'rating' is float but holds 'x{line}'",
+    "no item column": r"dataset 'fuzz' .* cannot be used: 'item_id'",
+}
 
 
 @st.composite
 def atomic_file(draw):
-    """Bytes of a ``.inter`` file: a header that may be wrong, rows that may have the
-    wrong number of fields, wrong types, duplicates, non-UTF-8 bytes."""
-    if draw(st.integers(0, 9)) == 0:
-        return draw(st.sampled_from([b"", b"\n", b"\xff\xfe\n", b"user_id:token\n"]))
-    columns = draw(st.permutations(GOOD_COLUMNS))[: draw(st.integers(1, 4))]
-    if draw(st.booleans()):
-        columns = columns + [draw(st.sampled_from(BAD_COLUMNS))]
+    """(bytes of a ``.inter`` file, its defect, the defect's line): 12-20 users with
+    5-8 distinct of 30 items each (a file that loads), with one defect drawn from
+    :data:`DEFECTS` at a drawn line."""
     rows = []
-    for _ in range(draw(st.integers(0, 30))):
-        if rows and draw(st.integers(0, 4)) == 0:
-            rows.append(draw(st.sampled_from(rows)))  # a duplicate row
-            continue
-        user, item = draw(st.integers(1, 8)), draw(st.integers(1, 8))
-        fields = {"user_id": f"u{user}", "item_id": f"i{item}", "rating": str(user % 5),
-                  "timestamp": str(user * 10 + item)}
-        row = [fields.get(column.partition(":")[0], "x") for column in columns]
-        row = row[: len(row) + draw(st.sampled_from([0, 0, 0, -1]))]
-        if draw(st.integers(0, 4)) == 0:
-            row.append("extra")
-        if row and draw(st.booleans()):
-            row[draw(st.integers(0, len(row) - 1))] = draw(VALUES)
-        rows.append(row)
-    newline = draw(st.sampled_from(["\n", "\r\n"]))
-    text = newline.join(["\t".join(columns)] + ["\t".join(row) for row in rows]) + newline
-    data = text.encode("utf-8", "surrogateescape")
-    if draw(st.integers(0, 5)) == 0:
-        cut = draw(st.integers(0, len(data)))
-        data = data[:cut] + b"\xff\xfe" + data[cut:]  # non-UTF-8 bytes
-    return data
+    for user in range(1, draw(st.integers(12, 20)) + 1):
+        items = draw(st.lists(st.integers(1, 30), min_size=5, max_size=8, unique=True))
+        rows += [[f"u{user}", f"i{item}", str(user % 5), str(user * 100 + item)] for item in items]
+    defect = draw(st.sampled_from(sorted(DEFECTS)))
+    header, newline, line = list(HEADER), "\n", 1
+    if defect == "duplicate rows":
+        rows += draw(st.lists(st.sampled_from(rows), min_size=1, max_size=5))
+    elif defect == "crlf newlines":
+        newline = "\r\n"
+    elif defect == "unknown column type":
+        header[1] = "item_id:tokn"
+    elif defect == "column without type":
+        header[1] = "item_id"
+    elif defect == "column twice":
+        header[1] = "user_id:token"
+    elif defect == "no item column":
+        header, rows = [header[0], header[2]], [[row[0], row[2]] for row in rows]
+    elif defect in ("non-utf-8 row", "float field not a number"):
+        line = draw(st.integers(2, len(rows) + 1))
+        if defect == "float field not a number":
+            rows[line - 2][2] = f"x{line}"
+    text = newline.join(["\t".join(header)] + ["\t".join(row) for row in rows]) + newline
+    data = text.encode("utf-8")
+    if defect == "empty file":
+        data = draw(st.sampled_from([b"", b"\n", b"\r\n"]))
+    elif defect == "non-utf-8 header":
+        data = b"user_id:token\xff\t" + data[len("user_id:token\t"):]
+    elif defect == "non-utf-8 row":
+        lines = data.split(b"\n")
+        lines[line - 1] = lines[line - 1][:2] + b"\xff\xfe" + lines[line - 1][2:]
+        data = b"\n".join(lines)
+    return data, defect, line
 
 
-@FUZZ
-@given(data=atomic_file())
-def test_malformed_atomic_files_load_or_fail_with_one_line(workdir, data):
+@settings(FUZZ, max_examples=60)
+@given(case=atomic_file())
+def test_malformed_atomic_files_load_or_fail_as_specified(workdir, case):
+    """Each file loads, or fails with the one-line error that names its defect's file
+    and line (:data:`DEFECTS`); the dataset folder is never changed."""
+    data, defect, line = case
     with tempfile.TemporaryDirectory() as root:
         folder = pathlib.Path(root) / "fuzz"
         folder.mkdir()
         (folder / "fuzz.inter").write_bytes(data)
         before = snapshot(root)
-        try:
+
+        def attempt():
             config = Config(
                 "AnchorMultVAE",
                 "fuzz",
                 config_dict={"data_path": root, "load_col": None, "state": "ERROR",
-                             **TINY_MODEL},
+                             "user_inter_num_interval": "[0,inf)", **TINY_MODEL},
                 cmd_args=[],
             )
             check_dataset_files(config)
             dataset = create_dataset(config)
             data_preparation(config, dataset)
-        except RecBoleAnchorError as err:
-            assert_one_line(err)
+
+        expected = DEFECTS[defect]
+        assert_outcome(None if expected is None else expected.format(line=line), attempt)
         assert snapshot(root) == before
 
 
