@@ -114,11 +114,11 @@ def _valid_metric(value):
 
 
 def _codec(value):
+    """A text encoding (``hex`` and ``rot13`` are codecs too, but not of text)."""
     try:
-        codecs.lookup(value)
+        return codecs.lookup(value)._is_text_encoding
     except (LookupError, TypeError, ValueError):
         return False
-    return True
 
 
 def _columns(value):
@@ -128,6 +128,39 @@ def _columns(value):
             isinstance(columns, list) and all(isinstance(c, str) for c in columns)
             for columns in value.values()
         )
+    )
+
+
+def _interval(value):
+    """None, or RecBole's intervals: ``[low,high)`` parts joined by ``;``, low <= high."""
+    if value is None:
+        return True
+    if not isinstance(value, str):
+        return False
+    for part in value.split(";"):
+        part = part.strip()
+        ends = part[1:-1].split(",")
+        if len(part) < 2 or part[0] not in "([" or part[-1] not in ")]" or len(ends) != 2:
+            return False
+        try:
+            low, high = float(ends[0]), float(ends[1])
+        except ValueError:
+            return False
+        if math.isnan(low) or math.isnan(high) or low > high:
+            return False
+    return True
+
+
+def _clip_grad_norm(value):
+    if value is None:
+        return True
+    allowed = {"max_norm", "norm_type", "error_if_nonfinite", "foreach"}
+    return (
+        isinstance(value, dict)
+        and set(value) <= allowed
+        and is_number(value.get("max_norm"))
+        and value["max_norm"] > 0
+        and is_number(value.get("norm_type", 2.0))
     )
 
 
@@ -146,7 +179,7 @@ def _eval_args(value):
 _NON_EMPTY_STR = (lambda v: isinstance(v, str) and v != "", "a non-empty string")
 _BOOL = (lambda v: isinstance(v, bool), "True or False")
 _DICT_OR_NONE = (lambda v: v is None or isinstance(v, dict), "a dict or None")
-_INTERVAL = (lambda v: v is None or isinstance(v, str), "an interval such as '[5,inf)' or None")
+_INTERVAL = (_interval, "None or intervals such as '[5,inf)' or '(0,10];[20,inf)'")
 
 #: key -> (check, what the value must be)
 CHECKS = {
@@ -176,14 +209,20 @@ CHECKS = {
         lambda v: v is None or (isinstance(v, str) and v.lower() in LOG_STATES),
         f"one of {list(LOG_STATES)}",
     ),
-    "clip_grad_norm": _DICT_OR_NONE,
+    "clip_grad_norm": (
+        _clip_grad_norm,
+        "None or the arguments of torch's clip_grad_norm_, e.g. {'max_norm': 5, 'norm_type': 2}",
+    ),
     "train_neg_sample_args": _DICT_OR_NONE,
     "val_interval": _DICT_OR_NONE,
     "eval_args": (
         _eval_args,
         "a dict with keys from split, order (RO/TO), group_by (user/none), mode",
     ),
-    "load_col": (_columns, "a dict from file suffix to a list of column names, or None"),
+    "load_col": (
+        lambda v: v is None or (bool(v) and _columns(v)),
+        "a non-empty dict from file suffix to a list of column names, or None",
+    ),
     "unload_col": (_columns, "a dict from file suffix to a list of column names, or None"),
     "field_separator": _NON_EMPTY_STR,
     "seq_separator": _NON_EMPTY_STR,

@@ -1,10 +1,17 @@
-"""The anchor term L_A: closed form against its definition, its parts, its gradients."""
+"""The anchor term of recbole_anchor.model.anchor: the closed form of L_A against its
+definition, its parts, its gradients, and the weighted term lambda_A(t) L_A that the
+models compose through AnchorRegularized."""
 import math
 
 import pytest
 import torch
 
-from recbole_anchor.model.anchor import ItemAnchors, anchor_weight_at
+from recbole_anchor.model.anchor import (
+    ANCHOR_TERMS,
+    AnchorRegularized,
+    ItemAnchors,
+    anchor_weight_at,
+)
 from recbole_anchor.model.sparse_rows import SparseRows
 
 
@@ -35,24 +42,23 @@ def test_closed_form_equals_monte_carlo_expectation():
     assert torch.all((closed.detach() - estimate).abs() < 5 * std_error)
 
 
-def test_parts_match_their_definitions():
+def test_each_part_matches_its_definition_and_terms_select_them():
+    """pull ||mu - e_bar||^2, variance tr(Sigma), spread mean_{i in S} ||e_i - e_bar||^2
+    for every user; a model built with one term gives exactly that part."""
     rows, mu, logvar, anchors = _batch()
     parts = anchors.parts(rows, mu, logvar)
+    assert set(parts) == set(ANCHOR_TERMS)
     E = anchors.anchors.detach()
     for u in range(rows.shape[0]):
         items = E[rows[u] > 0]
         e_bar = items.mean(0)
-        assert parts["pull"][u].item() == pytest.approx(((mu[u] - e_bar) ** 2).sum().item())
-        assert parts["variance"][u].item() == pytest.approx(logvar[u].exp().sum().item())
-        assert parts["spread"][u].item() == pytest.approx(((items - e_bar) ** 2).sum(1).mean().item())
-
-
-def test_terms_switch_parts_off():
-    rows, mu, logvar, anchors = _batch()
-    full = anchors.parts(rows, mu, logvar)
-    only_pull = ItemAnchors(rows.shape[1], mu.shape[1], init_std=1.0, terms=["pull"]).double()
-    only_pull.anchors.data.copy_(anchors.anchors.data)
-    assert torch.allclose(only_pull(rows, mu, logvar), full["pull"])
+        assert parts["pull"][u].item() == pytest.approx(((mu[u] - e_bar) ** 2).sum().item(), rel=1e-10)
+        assert parts["variance"][u].item() == pytest.approx(logvar[u].exp().sum().item(), rel=1e-10)
+        assert parts["spread"][u].item() == pytest.approx(((items - e_bar) ** 2).sum(1).mean().item(), rel=1e-10)
+    for name in ANCHOR_TERMS:
+        only = ItemAnchors(rows.shape[1], mu.shape[1], init_std=1.0, terms=[name]).double()
+        only.anchors.data.copy_(anchors.anchors.data)
+        assert torch.allclose(only(rows, mu, logvar), parts[name], rtol=1e-12, atol=0)
     with pytest.raises(ValueError, match="unknown anchor terms"):
         ItemAnchors(3, 2, terms=["pull", "typo"])
 
@@ -92,8 +98,41 @@ def test_initial_anchors_come_from_their_own_generator():
     assert a.anchors.std().item() == pytest.approx(0.1, rel=0.1)
 
 
-def test_warmup_ramps_the_weight_linearly():
-    assert anchor_weight_at(0, 0.5, 100) == 0.0
-    assert anchor_weight_at(50, 0.5, 100) == pytest.approx(0.25)
-    assert anchor_weight_at(1000, 0.5, 100) == 0.5
-    assert anchor_weight_at(0, 0.5, 0) == 0.5
+class _Toy(torch.nn.Module, AnchorRegularized):
+    n_items = 15
+
+
+def _toy(weight, warmup=0, dim=4):
+    model = _Toy()
+    config = {
+        "anchor_weight": weight,
+        "anchor_warmup_steps": warmup,
+        "anchor_init_std": 1.0,
+        "anchor_terms": list(ANCHOR_TERMS),
+        "seed": 0,
+    }
+    model.build_anchors(config, latent_dim=dim)
+    return model.double()
+
+
+def test_weighted_term_ramps_linearly_over_the_warmup():
+    """lambda_A(t) = lambda_A min(1, t / T_warm) (lambda_A when T_warm = 0), and the
+    weighted term is lambda_A(t) times the batch mean of L_A."""
+    assert [anchor_weight_at(t, 0.5, 100) for t in (0, 25, 50, 100, 1000)] == pytest.approx(
+        [0.0, 0.125, 0.25, 0.5, 0.5]
+    )
+    assert anchor_weight_at(0, 0.5, 0) == anchor_weight_at(7, 0.5, 0) == 0.5
+    rows, mu, logvar, _ = _batch()
+    model = _toy(0.5, warmup=10)
+    mean_l_a = model.anchor(rows, mu, logvar).mean().item()
+    for step, fraction in ((0, 0.0), (5, 0.5), (10, 1.0), (40, 1.0)):
+        assert model.anchor_loss(rows, mu, logvar, step).item() == pytest.approx(
+            0.5 * fraction * mean_l_a, rel=1e-12
+        )
+
+
+def test_zero_weight_gives_a_zero_that_reaches_no_parameter():
+    rows, mu, logvar, _ = _batch()
+    mu.requires_grad_(True)
+    loss = _toy(0.0).anchor_loss(rows, mu, logvar, step=100)
+    assert loss.item() == 0.0 and not loss.requires_grad

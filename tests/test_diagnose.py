@@ -17,9 +17,9 @@ import recbole_anchor  # noqa: F401  (applies the RecBole workarounds)
 from recbole_anchor.config import Config
 from recbole_anchor.diagnose import collapse, drift, geometry
 from recbole_anchor.diagnose.__main__ import main
-from recbole_anchor.diagnose.activity import activity_groups
 from recbole_anchor.diagnose.posterior import posterior_of
 from recbole_anchor.errors import DiagnosticsError
+from recbole_anchor.evaluator.activity import ACTIVITY_GROUPS, activity_masks
 from recbole_anchor.quick_start import run_recbole_anchor
 
 QUIET = {"show_progress": False, "state": "ERROR", "checkpoint_dir": "saved"}
@@ -101,11 +101,15 @@ def test_kl_per_dim_active_units_and_variance_by_hand():
     assert collapse.anchor_distance(mu, e_bar).tolist() == pytest.approx([0.0, 3.0])
 
 
-def test_activity_groups_bounds():
-    groups = activity_groups([3, 5, 10, 11, 50, 51, 100, 101])
+def test_activity_groups_are_the_papers_and_the_evaluations():
+    """One grouping, the paper's table (5-10, 11-50, 51-100, >100), bounds included;
+    fewer than 5 interactions is in no group (only in "all")."""
+    assert [label for label, _, _ in ACTIVITY_GROUPS] == ["5-10", "11-50", "51-100", ">100"]
+    groups = activity_masks([3, 5, 10, 11, 50, 51, 100, 101, 4000])
     assert {name: mask.nonzero()[0].tolist() for name, mask in groups.items()} == {
-        "<5": [0], "5-10": [1, 2], "11-50": [3, 4], "51-100": [5, 6], ">100": [7],
+        "5-10": [1, 2], "11-50": [3, 4], "51-100": [5, 6], ">100": [7, 8],
     }
+    assert list(activity_masks([12, 30])) == ["11-50"]  # empty groups left out
 
 
 # --------------------------------------------------------------------------- drift
@@ -132,10 +136,11 @@ def test_curvature_matches_exact_gauss_newton_trace(latent_dim, probes, toleranc
     ).double()
 
     class Posterior:
-        beta = 0.2
-
         def decode(self, z):
             return decoder(z)
+
+        def prior_curvature(self, mu, rows):
+            return 0.2
 
     mu = torch.randn(3, latent_dim, dtype=torch.float64)
     rows = (torch.rand(3, 12, dtype=torch.float64) < 0.5).to(torch.float64)
@@ -264,3 +269,85 @@ def test_anchor_term_lowers_masking_drift_on_planted_clusters(planted, tmp_path,
         ["latent_map_pca.png", "latent_map_pca_compare.png", "w2_vs_input_distance.png",
          "w2_vs_input_distance_compare.png", "drift.png", "kl_per_dim.png"]
     )
+
+
+def _composite_prior_curvature_by_hand(model, rows, mu):
+    r"""beta(x) * mean_j -d^2/dz_j^2 log p_j(z_j) at z = mu for RecVAE's per-dimension
+    mixture p_j = sum_k w_k N(m_k, v_k) (standard, previous posterior, wide): with
+    responsibilities r_k and a_k = (z - m_k) / v_k,
+    -d^2 log p = sum_k r_k / v_k - (sum_k r_k a_k^2 - (sum_k r_k a_k)^2)."""
+    old_mu, old_logvar = model.prior.encoder_old(rows, 0)
+    means = torch.stack([torch.zeros_like(mu), old_mu, torch.zeros_like(mu)])
+    variances = torch.stack([torch.ones_like(mu), old_logvar.exp(), torch.full_like(mu, math.exp(10))])
+    weights = torch.tensor(model.mixture_weights, dtype=mu.dtype).view(3, 1, 1)
+    log_density = torch.log(weights) - 0.5 * (torch.log(2 * math.pi * variances) + (mu - means) ** 2 / variances)
+    r = torch.softmax(log_density, dim=0)
+    a = (mu - means) / variances
+    second = (r / variances).sum(0) - ((r * a**2).sum(0) - (r * a).sum(0) ** 2)
+    return model.gamma * rows.sum(dim=1) * second.mean(dim=1)
+
+
+def test_anchorrecvae_checkpoint_gives_its_anchor_diagnostics(planted, tmp_path, monkeypatch):
+    """AnchorRecVAE is read through its anchor component as AnchorMultVAE is: after a
+    few training steps (mid warm-up), the command's lambda_A, centroid distances and
+    predicted tau^2 equal those computed by hand from the checkpoint's step, anchor
+    table E, encoder posterior and decoder (linear: J = W exactly)."""
+    from recbole_anchor import load_data_and_model
+
+    monkeypatch.chdir(tmp_path)
+    warmup, weight = 100, 2.0
+    settings = _planted_settings(
+        planted, hidden_dimension=32, latent_dimension=8, epochs=2, train_batch_size=100,
+        anchor_weight=weight, anchor_warmup_steps=warmup, eval_step=2,
+    )
+    run_recbole_anchor("AnchorRecVAE", "planted", config_dict=settings, cmd_args=[])
+    (path,) = [p for p in glob.glob("saved/*.pth") if not p.endswith("-last.pth")]
+    assert main([f"--checkpoint={path}", "--output_dir=out", "--no-plots", "--users=1000",
+                 "--pairs=2000", "--mask_draws=2", "--knn=5", "--probes=400"]) == 0
+    report = json.loads((tmp_path / "out" / "diagnostics.json").read_text())["model"]
+
+    _, model, _, train_data, _, _ = load_data_and_model(path)
+    model.eval()
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    step = int(state["step"])
+    assert 0 < step < warmup  # trained a few encoder steps, inside the warm-up
+    lambda_now = weight * step / warmup
+    assert report["model"] == "AnchorRecVAE" and report["posterior_family"] == "RecVAE"
+    assert report["anchor_weight"] == pytest.approx(lambda_now, rel=1e-12)
+    assert report["gamma"] == model.gamma and report["beta"] is None
+
+    matrix = train_data._dataset.inter_matrix(form="csr")
+    users = np.flatnonzero(np.diff(matrix.indptr) > 0)  # --users above their number: all
+    rows = torch.from_numpy((matrix[users].toarray() > 0).astype(np.float32))
+    with torch.no_grad():
+        mu, _ = model.encoder(rows, 0.0)
+        anchors = state["anchor.anchors"]
+        e_bar = rows @ anchors / rows.sum(dim=1, keepdim=True)
+        distance = (mu - e_bar).norm(dim=1).double()
+        pi = torch.softmax(model.decoder(mu), dim=1)
+        w = model.decoder.weight  # n_items x d: the decoder's Jacobian
+        quadratic = torch.einsum("ui,ij->uj", pi, w.pow(2)).sum(1) - (pi @ w).pow(2).sum(1)
+        likelihood = rows.sum(dim=1) * quadratic / mu.shape[1]
+        curvature = likelihood + _composite_prior_curvature_by_hand(model, rows, mu)
+        tau2 = (curvature / (curvature + 2 * lambda_now)).pow(2)
+    counts = rows.sum(dim=1).numpy()
+    groups = {"all": np.ones(len(users), dtype=bool)}
+    for label, low, high in ACTIVITY_GROUPS:
+        members = (counts >= low) & (counts <= (high or np.inf))
+        if members.any():
+            groups[label] = members
+    assert set(report["groups"]) == set(groups)
+    for label, members in groups.items():
+        group = report["groups"][label]
+        index = torch.from_numpy(np.flatnonzero(members))
+        assert group["users"] == int(members.sum())
+        measured = group["collapse"]["anchor_distance"]
+        assert measured["mean"] == pytest.approx(distance[index].mean().item(), rel=1e-5)
+        for q in ("0.05", "0.5", "0.95"):
+            expected = np.quantile(distance[index].numpy(), float(q))
+            assert measured[q] == pytest.approx(expected, rel=1e-5)
+        assert group["drift"]["predicted_tau2"] == pytest.approx(tau2[index].mean().item(), rel=0.005)
+        assert group["drift"]["curvature_L_median"] == pytest.approx(
+            curvature[index].median().item(), rel=0.01
+        )  # Hutchinson with 400 probes against the exact trace
+    assert report["groups"]["all"]["drift"]["predicted_tau2"] < 0.999  # the anchors shrink

@@ -1,7 +1,7 @@
 """Latent-geometry diagnostics of VAE recommenders (``python -m recbole_anchor.diagnose``).
 
-Measures, on a seeded sample of users of a trained AnchorMultVAE, MultiVAE or RecVAE
-checkpoint and per activity group, the mechanisms the paper describes:
+Measures, on a seeded sample of users of a trained AnchorMultVAE, AnchorRecVAE,
+MultiVAE or RecVAE checkpoint and per activity group, the mechanisms the paper describes:
 
 - :mod:`.geometry`: closed-form W2 between user posteriors against the input distance;
 - :mod:`.drift`: how far posteriors and latent neighbours move under input masking,
@@ -9,6 +9,8 @@ checkpoint and per activity group, the mechanisms the paper describes:
 - :mod:`.collapse`: per-dimension KL, active units, posterior variance, distance to
   the anchor centroid;
 
-with :mod:`.posterior` (one adapter per model family), :mod:`.activity` (user sample
-and groups), :mod:`.report` (all numbers of one model), :mod:`.plots` (PNG files).
+with :mod:`.posterior` (one adapter per model family; the anchor term read from the
+plugin's shared anchor component), :mod:`.activity` (user sample and rows; the activity
+groups are :mod:`recbole_anchor.evaluator.activity`'s), :mod:`.report` (all numbers
+of one model), :mod:`.plots` (PNG files).
 """

@@ -27,7 +27,7 @@ def build_parser():
         prog="python -m recbole_anchor.diagnose",
         description=(
             "Posterior geometry, masking drift and collapse of a trained AnchorMultVAE, "
-            "MultiVAE or RecVAE checkpoint, per user activity group; writes "
+            "AnchorRecVAE, MultiVAE or RecVAE checkpoint, per user activity group; writes "
             "diagnostics.json and PNG pictures."
         ),
     )

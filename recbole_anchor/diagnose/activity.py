@@ -1,16 +1,8 @@
-"""The users the diagnostics look at: a seeded sample, their training rows and
-their activity groups (number of training interactions, i.e. what the encoder sees)."""
+"""The users the diagnostics look at: a seeded sample and their training rows. Their
+activity groups are the evaluation's (:data:`recbole_anchor.evaluator.activity.ACTIVITY_GROUPS`),
+counted here in training interactions, i.e. what the encoder sees."""
 import numpy as np
 import torch
-
-#: Activity groups as (name, fewest, most) training interactions, as in the paper.
-ACTIVITY_GROUPS = (
-    ("<5", 1, 4),
-    ("5-10", 5, 10),
-    ("11-50", 11, 50),
-    ("51-100", 51, 100),
-    (">100", 101, np.inf),
-)
 
 
 def training_matrix(dataset):
@@ -35,14 +27,3 @@ def dense_rows(matrix, users):
     """The users' binary rows as a dense float tensor (len(users) x n_items)."""
     return torch.from_numpy(matrix[users].toarray())
 
-
-def activity_groups(counts):
-    """{group name: boolean mask over users}, for the non-empty groups, from the
-    users' training interaction counts."""
-    counts = np.asarray(counts)
-    groups = {}
-    for name, low, high in ACTIVITY_GROUPS:
-        mask = (counts >= low) & (counts <= high)
-        if mask.any():
-            groups[name] = mask
-    return groups

@@ -26,7 +26,10 @@ without the anchor term,
     L_u = \tfrac1d \operatorname{tr}\big(J^\top n_u(\operatorname{diag}\pi - \pi\pi^\top) J\big)
         + \beta,\qquad \pi = \operatorname{softmax}(g_\theta(\mu_u)),\ J = \partial g_\theta/\partial z,
 
-with :math:`n_u = |S_u|` and the trace from Hutchinson probes (``curvature``).
+with :math:`n_u = |S_u|`, the trace from Hutchinson probes (``curvature``), and
+:math:`\beta` the curvature of the model's KL term (for RecVAE's composite prior, its
+exact diagonal Hessian at :math:`\mu_u` times :math:`\beta(x)`; see
+:meth:`~recbole_anchor.diagnose.posterior.Posterior.prior_curvature`).
 """
 import itertools
 
@@ -94,10 +97,15 @@ def neighbour_stability(mu_draws, logvar_draws, clean_neighbours, k):
 @torch.no_grad()
 def curvature(posterior, mu, rows, probes=8, seed=0, batch_size=1024):
     r""":math:`L_u` (N,): Hutchinson estimate of the mean Gauss-Newton eigenvalue of the
-    multinomial likelihood at :math:`\mu_u`, plus :math:`\beta` (the KL's curvature)."""
+    multinomial likelihood at :math:`\mu_u`, plus the curvature of the KL term
+    (``posterior.prior_curvature``: :math:`\beta` for a standard-normal prior)."""
     generator = torch.Generator().manual_seed(seed)
     n_items = rows.sum(dim=1)
     total = torch.zeros(len(mu), dtype=torch.float64)
+    prior = torch.zeros(len(mu), dtype=torch.float64)
+    for start in range(0, len(mu), batch_size):
+        part = slice(start, start + batch_size)
+        prior[part] = torch.as_tensor(posterior.prior_curvature(mu[part], rows[part]), dtype=torch.float64)
     for _ in range(probes):
         probe = torch.randint(0, 2, mu.shape, generator=generator).to(mu.dtype) * 2 - 1
         for start in range(0, len(mu), batch_size):
@@ -106,7 +114,7 @@ def curvature(posterior, mu, rows, probes=8, seed=0, batch_size=1024):
             pi = torch.softmax(logits, dim=1)
             quadratic = (pi * jv.pow(2)).sum(dim=1) - (pi * jv).sum(dim=1).pow(2)
             total[part] += (n_items[part] * quadratic).double()
-    return (total / probes / mu.shape[1] + posterior.beta).to(mu.dtype)
+    return (total / probes / mu.shape[1] + prior).to(mu.dtype)
 
 
 def predicted_tau2(curvature_l, anchor_weight):

@@ -6,14 +6,10 @@ import numpy as np
 import torch
 
 from recbole_anchor.diagnose import collapse, drift, geometry
-from recbole_anchor.diagnose.activity import (
-    activity_groups,
-    dense_rows,
-    sample_users,
-    training_matrix,
-)
+from recbole_anchor.diagnose.activity import dense_rows, sample_users, training_matrix
 from recbole_anchor.diagnose.posterior import encode_all, posterior_of
 from recbole_anchor.errors import DiagnosticsError
+from recbole_anchor.evaluator.activity import activity_masks
 
 #: Quantiles of per-user distributions written to the report.
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -53,7 +49,7 @@ def diagnose(model, dataset, settings, progress=None):
         )
     sample = matrix[users]
     counts = np.diff(sample.indptr)
-    groups = {"all": np.ones(len(users), dtype=bool), **activity_groups(counts)}
+    groups = {"all": np.ones(len(users), dtype=bool), **activity_masks(counts)}
     rows = dense_rows(matrix, users)
 
     _advance(progress, "clean posteriors")
@@ -118,6 +114,7 @@ def diagnose(model, dataset, settings, progress=None):
         "latent_dim": mu.shape[1],
         "dropout_prob": posterior.dropout_prob,
         "beta": posterior.beta,
+        "gamma": posterior.gamma,
         "anchor_weight": posterior.anchor_weight,
         "users": len(users),
         "knn": k,

@@ -1,10 +1,25 @@
-"""Evaluation by user activity, as in the paper's table: the test metrics computed
-separately for groups of held-out users by their number of interactions (fold-in
-plus targets, after filtering)."""
+"""User activity groups, as in the paper's table (5-10, 11-50, 51-100, >100
+interactions), and the evaluation by them: the test metrics computed separately for
+groups of held-out users by their number of interactions (fold-in plus targets, after
+filtering). The latent-geometry diagnostics group users by the same bounds
+(:mod:`recbole_anchor.diagnose.activity`)."""
 import numpy as np
 
 #: (label, lowest, highest) interaction counts; None = no upper bound.
 ACTIVITY_GROUPS = (("5-10", 5, 10), ("11-50", 11, 50), ("51-100", 51, 100), (">100", 101, None))
+
+
+def activity_masks(counts, groups=ACTIVITY_GROUPS):
+    """``{label: boolean mask over users}`` of the users whose interaction count
+    (``counts``, one per user) lies in each group's bounds, for the non-empty groups;
+    users outside every group (fewer than 5 interactions) are in none."""
+    counts = np.asarray(counts)
+    masks = {}
+    for label, low, high in groups:
+        members = (counts >= low) & ((counts <= high) if high is not None else True)
+        if members.any():
+            masks[label] = members
+    return masks
 
 
 def interaction_counts(eval_data):
@@ -25,10 +40,7 @@ def evaluate_by_activity(eval_data, per_user, groups=ACTIVITY_GROUPS):
     without users are left out."""
     _, counts = interaction_counts(eval_data)
     results = {}
-    for label, low, high in groups:
-        members = (counts >= low) & ((counts <= high) if high is not None else True)
-        if not members.any():
-            continue
+    for label, members in activity_masks(counts, groups).items():
         results[label] = {"users": int(members.sum())}
         for metric, values in per_user.items():
             results[label][metric] = round(float(np.asarray(values)[members].mean()), 4)
