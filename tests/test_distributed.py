@@ -1,5 +1,5 @@
 """Multi-process data-parallel training (RecBole's nproc) for plugin models, on the CPU
-with gloo (compat patch 14, ``cpu_distributed``)."""
+with gloo (``recbole_anchor.compat.cpu_distributed``)."""
 import socket
 
 import pytest

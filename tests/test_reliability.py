@@ -236,6 +236,7 @@ class RunsCode:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # the plain-pickle file
 @pytest.mark.parametrize("writer", ["torch", "pickle"])
 def test_checkpoint_that_runs_code_on_load_is_refused(workdir, writer):
     marker, evil = workdir / "pwned", workdir / "evil.pth"
