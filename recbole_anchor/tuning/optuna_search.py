@@ -112,7 +112,7 @@ def run_study(
     with _quiet_optuna():
         study = _create_or_load_study(
             study_name,
-            open_storage(storage, heartbeat_interval, grace_period),
+            open_storage(storage, heartbeat_interval, grace_period, progress),
             direction="maximize" if settings["valid_metric_bigger"] else "minimize",
             sampler=make_sampler(sampler, params_space, seed),
             pruner=make_pruner(pruner, settings["epochs"]),
@@ -175,12 +175,11 @@ class _Objective:
 
     def __call__(self, trial):
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        params = suggest(trial, self.space)
-        epochs = int(params.get("epochs", self.epochs))
-        callback = None
-        if self.run_kwargs.get("nproc", 1) == 1:
-            callback = _pruning_callback(trial, epochs)
         try:
+            params = suggest(trial, self.space)
+            callback = None
+            if self.run_kwargs.get("nproc", 1) == 1:
+                callback = _pruning_callback(trial, int(params.get("epochs", self.epochs)))
             result = run_recbole_anchor(
                 config_dict={**self.fixed, **params},
                 config_file_list=self.config_files,

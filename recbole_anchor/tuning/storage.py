@@ -16,6 +16,7 @@ Optuna's RDBStorage has this built in; Optuna 5's JournalStorage has no heartbea
 """
 import random
 import time
+import warnings
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
@@ -69,12 +70,38 @@ def is_url(storage):
     return "://" in storage
 
 
-def open_storage(storage, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD):
-    """The Optuna storage for a URL or a journal file path, with heartbeats on.
+def open_storage(
+    storage, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD, progress=None
+):
+    """The Optuna storage for a URL or a journal file path, with heartbeats on;
+    ``progress`` receives a line for each dead worker's trial this worker retries.
 
     Several workers may open a new database at once: RDBStorage then creates its
     tables concurrently, which can fail in all but one of them; those retry."""
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _open(storage, heartbeat_interval, grace_period, _RetryStale(progress))
+
+
+class _RetryStale(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a trial whose worker stopped, with a progress line."""
+
+    def __init__(self, progress):
+        super().__init__(max_retry=MAX_RETRY)
+        self.progress = progress
+
+    def __call__(self, study, trial):
+        super().__call__(study, trial)
+        if self.progress is not None:
+            retried = len(trial.system_attrs.get("retry_history", [])) < MAX_RETRY
+            self.progress(
+                f"trial {trial.number} fail: its worker stopped sending heartbeats; "
+                + ("its configuration is queued again" if retried
+                   else f"not retried again (already run {MAX_RETRY + 1} times)")
+            )
+
+
+def _open(storage, heartbeat_interval, grace_period, retry):
     if not is_url(storage):
         try:
             backend = JournalFileBackend(storage)
