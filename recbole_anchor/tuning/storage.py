@@ -110,6 +110,7 @@ def _open(storage, heartbeat_interval, grace_period, retry):
         return HeartbeatJournalStorage(backend, heartbeat_interval, grace_period, retry)
     import sqlalchemy.exc
 
+    storage = with_postgres_driver(storage)
     engine_kwargs = {}
     if storage.startswith("sqlite"):
         # Workers on one SQLite file wait for each other's writes instead of failing.
@@ -125,8 +126,8 @@ def _open(storage, heartbeat_interval, grace_period, retry):
             )
         except (sqlalchemy.exc.ArgumentError, ImportError) as err:
             raise StudyStorageError(
-                f"cannot use storage '{redact(storage)}': {one_line(err)} (a postgresql:// "
-                "URL needs pip install '.[postgres]'; mysql:// needs a MySQL driver)"
+                f"cannot use storage '{redact(storage)}': {one_line(err)} (postgresql:// "
+                "needs pip install '.[postgres]', mysql:// a MySQL driver such as pymysql)"
             ) from None
         except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as err:
             if attempt + 1 == OPEN_ATTEMPTS:
@@ -134,6 +135,19 @@ def _open(storage, heartbeat_interval, grace_period, retry):
                     f"cannot open storage '{redact(storage)}': {one_line(err)}"
                 ) from None
             time.sleep(0.5 * (attempt + 1) + random.random())
+
+
+def with_postgres_driver(storage):
+    """A ``postgresql://`` URL with the PostgreSQL driver that is installed: SQLAlchemy
+    2.1 reads a bare ``postgresql://`` as psycopg 3, 2.0 as psycopg2; either works."""
+    if not storage.startswith("postgresql://"):
+        return storage
+    import importlib.util
+
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}://" + storage[len("postgresql://"):]
+    return storage  # SQLAlchemy's own one-line ImportError, turned into StudyStorageError
 
 
 def redact(storage):
