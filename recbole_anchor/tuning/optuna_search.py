@@ -100,15 +100,16 @@ def run_study(
     if "nproc" in run_kwargs:
         run_kwargs["nproc"] = int(run_kwargs["nproc"])
     output_base = output_base or study_name
+    settings = _fixed_settings(fixed, config_files)
     files = {
         "trials": output_base + ".trials.csv",
         "best": output_base + ".best.yaml",
         "result": result_file or output_base + ".result",
         "plots": output_base,
+        "target": f"validation {settings['valid_metric']}",
     }
     os.makedirs(os.path.dirname(os.path.abspath(output_base)), exist_ok=True)
     storage = storage or f"sqlite:///{os.path.abspath(output_base)}.db"
-    settings = _fixed_settings(fixed, config_files)
     with _quiet_optuna():
         study = _create_or_load_study(
             study_name,
@@ -157,8 +158,8 @@ def make_sampler(sampler, space, seed=None):
 def make_pruner(pruner, epochs):
     if not isinstance(pruner, str):
         return pruner
-    if pruner == "median":
-        return optuna.pruners.MedianPruner()
+    if pruner == "median":  # no pruning in the first 10% of the epochs nor the first 5 trials
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=epochs // 10)
     if pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(1, epochs))
     if pruner == "none":
@@ -211,11 +212,15 @@ def _pruning_callback(trial, epochs):
 
 
 def _fixed_settings(fixed, config_files):
-    """``valid_metric_bigger`` and ``epochs`` of the fixed configuration."""
+    """``valid_metric``, ``valid_metric_bigger`` and ``epochs`` of the fixed configuration."""
     from recbole_anchor.config import Config
 
     config = Config(config_dict=fixed, config_file_list=config_files, cmd_args=[])
-    return {"valid_metric_bigger": bool(config["valid_metric_bigger"]), "epochs": int(config["epochs"])}
+    return {
+        "valid_metric": config["valid_metric"],
+        "valid_metric_bigger": bool(config["valid_metric_bigger"]),
+        "epochs": int(config["epochs"]),
+    }
 
 
 def _create_or_load_study(study_name, storage, direction, sampler, pruner):
@@ -349,12 +354,13 @@ def write_outputs(study, space, files, plots, progress=print):
         ],
     )
     if plots:
-        write_plots(study, files["plots"], len(complete), progress)
+        write_plots(study, files["plots"], len(complete), progress, files.get("target"))
     return {**best, **counts}
 
 
-def write_plots(study, output_base, n_complete, progress=print):
-    """``.history.png`` (from 1 complete trial) and ``.importances.png`` (from 2)."""
+def write_plots(study, output_base, n_complete, progress=print, target_name=None):
+    """``.history.png`` (from 1 complete trial) and ``.importances.png`` (from 2), the
+    objective named ``target_name``."""
     if n_complete < 1:
         progress("no complete trial yet: no plots")
         return
@@ -375,7 +381,7 @@ def write_plots(study, output_base, n_complete, progress=print):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         for name, plot in figures:
             try:
-                axes = plot(study)
+                axes = plot(study, target_name=target_name or "Objective Value")
             except (ValueError, RuntimeError) as err:  # e.g. all values equal
                 progress(f"no {name} plot: {one_line(err)}")
                 continue
