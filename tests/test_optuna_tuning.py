@@ -146,7 +146,8 @@ def test_the_objective_is_the_validation_score_never_the_test_score(workdir, mon
     monkeypatch.setattr(optuna_search, "run_recbole_anchor", fake_run)
     if not bigger:  # a metric where smaller is better (RecBole derives it from valid_metric)
         monkeypatch.setattr(optuna_search, "_fixed_settings",
-                            lambda fixed, files: {"valid_metric_bigger": False, "epochs": 1})
+                            lambda fixed, files: {"valid_metric": "MAE", "valid_metric_bigger": False,
+                                                   "epochs": 1})
     lines = []
     result = run_study(
         SMALL,
