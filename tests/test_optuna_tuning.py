@@ -103,7 +103,8 @@ def test_shipped_spaces_have_the_documented_bounds():
              for p in optuna_space(read_params_file(os.path.join(folder, "AnchorMultVAE.hyper")))}
     assert space["anchor_weight"].low == pytest.approx(1e-3, rel=1e-6)
     assert space["anchor_weight"].high == 1.0 and space["anchor_weight"].log
-    assert (space["learning_rate"].low, space["learning_rate"].high) == pytest.approx((1e-4, 1e-2), rel=1e-5)
+    rate = space["learning_rate"]
+    assert (rate.low, rate.high) == pytest.approx((1e-4, 1e-2), rel=1e-5)
 
 
 @pytest.mark.parametrize("line,message", [
@@ -145,9 +146,8 @@ def test_the_objective_is_the_validation_score_never_the_test_score(workdir, mon
 
     monkeypatch.setattr(optuna_search, "run_recbole_anchor", fake_run)
     if not bigger:  # a metric where smaller is better (RecBole derives it from valid_metric)
-        monkeypatch.setattr(optuna_search, "_fixed_settings",
-                            lambda fixed, files: {"valid_metric": "MAE", "valid_metric_bigger": False,
-                                                   "epochs": 1})
+        smaller = {"valid_metric": "MAE", "valid_metric_bigger": False, "epochs": 1}
+        monkeypatch.setattr(optuna_search, "_fixed_settings", lambda fixed, files: smaller)
     lines = []
     result = run_study(
         SMALL,

@@ -123,7 +123,9 @@ def run_study(
         f"trials so far; this worker runs {n_trials}"
     )
     if run_kwargs.get("nproc", 1) > 1:
-        progress(f"note: trials train with nproc={run_kwargs['nproc']} processes and are not pruned")
+        progress(
+            f"note: trials train with nproc={run_kwargs['nproc']} processes and are not pruned"
+        )
     objective = _Objective(fixed, params_space, config_files, settings["epochs"], run_kwargs)
 
     def after_trial(study, trial):
