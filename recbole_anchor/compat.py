@@ -159,7 +159,7 @@ class _LazyRayTune(types.ModuleType):
             raise ImportError(
                 f"Ray Tune is not usable here ({type(err).__name__}: {err}); "
                 "install a Ray that runs on this Python stack, or tune with "
-                "--tool=hyperopt"
+                "run_hyper_anchor.py --tool=optuna"
             ) from None
         return getattr(real, name)
 

@@ -16,9 +16,9 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
+import recbole_anchor.tuning.optuna_search as optuna_search
 from recbole_anchor.errors import InvalidConfigError
 from recbole_anchor.resources import properties_dir
-from recbole_anchor.tuning import optuna_search
 from recbole_anchor.tuning.cli import main
 from recbole_anchor.tuning.optuna_search import _pruning_callback, run_study
 from recbole_anchor.tuning.space import (
