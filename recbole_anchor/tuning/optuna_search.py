@@ -108,6 +108,8 @@ def run_study(
         "plots": output_base,
         "target": f"validation {settings['valid_metric']}",
     }
+    sampler = make_sampler(sampler, params_space, seed)
+    pruner = make_pruner(pruner, settings["epochs"])
     os.makedirs(os.path.dirname(os.path.abspath(output_base)), exist_ok=True)
     storage = storage or f"sqlite:///{os.path.abspath(output_base)}.db"
     with _quiet_optuna():
@@ -115,8 +117,8 @@ def run_study(
             study_name,
             open_storage(storage, heartbeat_interval, grace_period, progress),
             direction="maximize" if settings["valid_metric_bigger"] else "minimize",
-            sampler=make_sampler(sampler, params_space, seed),
-            pruner=make_pruner(pruner, settings["epochs"]),
+            sampler=sampler,
+            pruner=pruner,
         )
     progress(
         f"study '{study_name}' in {redact(storage)}: {len(study.get_trials(deepcopy=False))} "
