@@ -29,6 +29,7 @@ setup(
         "recbole_anchor.model.general_recommender",
         "recbole_anchor.properties",
         "recbole_anchor.trainer",
+        "recbole_anchor.tuning",
     ],
     package_dir={"recbole_anchor.properties": "properties"},
     package_data={"recbole_anchor.properties": PROPERTY_FILES},
@@ -40,8 +41,14 @@ setup(
         "pyyaml",
         "hyperopt>=0.2.7",
         "matplotlib",
+        "optuna>=5",
+        "sqlalchemy>=1.4.2",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={
+        # a PostgreSQL server as the study storage shared by workers on several machines
+        "postgres": ["psycopg2-binary"],
+        "test": ["pytest", "hypothesis", "psycopg2-binary"],
+    },
     entry_points={
         "console_scripts": ["recbole-anchor=recbole_anchor.cli:main"],
     },

@@ -45,3 +45,8 @@ class UnsupportedModelError(RecBoleAnchorError, ValueError):
 class DiagnosticsError(RecBoleAnchorError, ValueError):
     """The latent diagnostics cannot run: a model without a Gaussian posterior,
     checkpoints that do not match, or a missing optional library."""
+
+
+class StudyStorageError(RecBoleAnchorError):
+    """A tuning study's storage cannot be opened: a bad URL, a missing database
+    driver or an unreachable server."""

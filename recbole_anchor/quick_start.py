@@ -67,9 +67,9 @@ def run_recbole_anchor(
         ip, port: address of process 0 for the group to meet at.
         group_offset (int): rank of this machine's first process in the group.
         queue: where process 0 of a multi-process run puts its result (internal).
-        callback_fn: RecBole's ``Trainer.fit`` callback, called as
-            ``callback_fn(epoch_idx, valid_score)`` after each validation (tuning uses
-            it to prune trials).
+        callback_fn (callable): ``callback_fn(epoch_idx, valid_score)`` after each
+            validation, as RecBole's ``Trainer.fit`` calls it (an exception it raises
+            ends the run; tuning uses it to prune trials); single-process runs only.
         results_on_console (bool): also log the final results to the console (they
             always go to the log file); the command line prints them itself.
 
@@ -83,6 +83,8 @@ def run_recbole_anchor(
         ``activity_result``.
     """
     if nproc > 1 or world_size > 0:
+        if callback_fn is not None:
+            raise ValueError("callback_fn works in single-process runs only (nproc=1)")
         return _run_processes(
             dict(
                 model=model,
@@ -138,9 +140,10 @@ def run_recbole_anchor(
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     if resume_state is not None:
         trainer.resume_checkpoint(resume, state=resume_state)
+    # Only when given: RecBole's DecisionTreeTrainer.fit takes no callback_fn.
+    fit_kwargs = {} if callback_fn is None else {"callback_fn": callback_fn}
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"],
-        callback_fn=callback_fn,
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], **fit_kwargs
     )
     if not config["single_spec"]:
         torch.distributed.barrier()  # process 0 has written the best checkpoint

@@ -8,8 +8,9 @@ from recbole.trainer.hyper_tuning import HyperTuning
 
 from recbole_anchor.errors import InvalidConfigError
 from recbole_anchor.resources import properties_dir
-from recbole_anchor.tuning import AnchorHyperTuning, as_lists, check_exhaustive_space
-from recbole_anchor.tuning_cli import main, read_params_file
+from recbole_anchor.tuning.cli import main
+from recbole_anchor.tuning.hyperopt_search import AnchorHyperTuning, as_lists, check_exhaustive_space
+from recbole_anchor.tuning.space import read_params_file
 
 LIST_SPACE = "mlp_hidden_size choice [[600],[300,300],[]]\nlearning_rate choice [0.01,0.001]\n"
 
@@ -91,8 +92,8 @@ def test_as_lists_turns_tuples_into_lists():
 def test_two_trials_on_ml100k_write_best_and_table(workdir):
     params = workdir / "space.hyper"
     params.write_text("anchor_weight loguniform -4,0\nmlp_hidden_size choice [[64],[32,32]]\n")
-    status = main(["--model=AnchorMultVAE", "--dataset=ml-100k", f"--params_file={params}",
-                   "--algo=random", "--max_evals=2", "--output_file=out/tune.result",
+    status = main(["--tool=hyperopt", "--model=AnchorMultVAE", "--dataset=ml-100k",
+                   f"--params_file={params}", "--algo=random", "--max_evals=2", "--output_file=out/tune.result",
                    "--epochs=1", "--eval_batch_size=2000000", "--show_progress=False"])
     assert status == 0
     rows = list(csv.DictReader(open(workdir / "out" / "tune.trials.csv")))
@@ -103,13 +104,12 @@ def test_two_trials_on_ml100k_write_best_and_table(workdir):
     assert (workdir / "out" / "tune.result").exists()
 
 
-def test_ray_without_a_working_ray_is_one_line(workdir, capsys):
+def test_ray_is_refused_in_one_line_pointing_to_optuna(workdir, capsys):
     params = workdir / "space.hyper"
     params.write_text("learning_rate choice [0.01]\n")
     status = main(["--tool=ray", "--model=AnchorMultVAE", "--dataset=ml-100k",
                    f"--params_file={params}"])
-    try:
-        import ray.tune  # noqa: F401
-    except Exception:
-        assert status == 2
-        assert "--tool=ray needs a working Ray Tune" in capsys.readouterr().err
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Ray <= 2.6.3" in err[0] and "--tool=optuna" in err[0]
+    assert "[ray]" not in err[0]

@@ -61,6 +61,7 @@ def atomic_open(path, mode="w", **kwargs):
     fd, tmp_path = tempfile.mkstemp(
         dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
     )
+    os.chmod(tmp_path, 0o666 & ~_umask())  # as open() would create it (mkstemp: 0600)
     try:
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
@@ -71,6 +72,12 @@ def atomic_open(path, mode="w", **kwargs):
         if os.path.exists(tmp_path):
             os.unlink(tmp_path)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_save(obj, path):

@@ -1,18 +1,15 @@
-"""Hyperparameter tuning for plugin and RecBole models with RecBole's ``HyperTuning``.
+"""One-process search with RecBole's ``HyperTuning`` (hyperopt), for plugin and RecBole models.
 
 Each trial trains and tests one configuration through :class:`recbole_anchor.config.Config`,
 so plugin models get their defaults and presets. A trial that fails is recorded with
 its one-line reason and the search goes on. Every finished trial is appended to a CSV
 table at once, so an interrupted search keeps what it finished.
 """
-import csv
-
-import yaml
 from recbole.trainer.hyper_tuning import HyperTuning
 
-from recbole_anchor.trainer.checkpoint import atomic_open
 from recbole_anchor.errors import InvalidConfigError
 from recbole_anchor.quick_start import run_recbole_anchor
+from recbole_anchor.tuning.outputs import write_csv, write_yaml
 
 ALGOS = ("exhaustive", "random", "bayes")
 
@@ -99,7 +96,7 @@ class AnchorHyperTuning(HyperTuning):
             row.update({f"test_{k}": v for k, v in result["test_result"].items()})
         self.trials.append(row)
         if self.trials_file:
-            _write_csv(self.trials_file, self.trials)
+            write_csv(self.trials_file, self.trials)
 
     def export_best(self, path):
         """Write the best parameters and their results as yaml."""
@@ -112,16 +109,5 @@ class AnchorHyperTuning(HyperTuning):
                 "best_valid_result": result["best_valid_result"],
                 "test_result": result["test_result"],
             }
-        with open(path, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(best or {"best_params": None}, handle, sort_keys=False)
+        write_yaml(path, best or {"best_params": None})
 
-
-def _write_csv(path, rows):
-    """Rewrite the trials table (rows may add columns) through a temporary file."""
-    columns = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    with atomic_open(path, newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
