@@ -46,12 +46,13 @@ def overridden(config, **values):
             config[key] = value
 
 
-def _models(config, train_data, anchor_weight):
-    """RecBole's RecVAE and an AnchorRecVAE built from the same seed."""
+def _models(config, train_data, anchor_weight, noise_std=0.01):
+    """RecBole's RecVAE and an AnchorRecVAE built from the same seed (by default with
+    RecBole's reparameterization noise, ``noise_std`` 0.01)."""
     torch.manual_seed(0)
     recvae = RecVAE(config, train_data._dataset)
     torch.manual_seed(0)
-    with overridden(config, anchor_weight=anchor_weight):
+    with overridden(config, anchor_weight=anchor_weight, noise_std=noise_std):
         anchored = AnchorRecVAE(config, train_data._dataset)
     return recvae, anchored
 
@@ -65,7 +66,32 @@ def _loss(model, batch, encoder_flag, seed=1):
     return model.calculate_loss(batch, encoder_flag=encoder_flag)
 
 
+def test_default_noise_is_unit_as_in_shenbin_et_al(ml100k):
+    """The default ``noise_std`` 1.0 samples eps ~ N(0, I): z - mu = eps * sigma."""
+    config, train_data = ml100k
+    assert config["noise_std"] == 1.0
+    torch.manual_seed(0)
+    model = AnchorRecVAE(config, train_data._dataset)
+    mu = torch.zeros(2000, config["latent_dimension"])
+    logvar = torch.full_like(mu, math.log(4.0))  # sigma = 2
+    model.train()
+    eps = (model.reparameterize(mu, logvar) - mu) / 2.0
+    assert abs(float(eps.std()) - 1.0) < 0.02 and abs(float(eps.mean())) < 0.02
+    with overridden(config, noise_std=0.01):
+        recbole_like = AnchorRecVAE(config, train_data._dataset)
+    recbole_like.train()
+    torch.manual_seed(3)
+    ours = recbole_like.reparameterize(mu, logvar)
+    torch.manual_seed(3)
+    theirs = RecVAE.reparameterize(recbole_like, mu, logvar)
+    assert torch.equal(ours, theirs)
+    model.eval()
+    assert torch.equal(model.reparameterize(mu, logvar), mu)
+
+
 def test_anchor_weight_zero_is_exactly_recvae(ml100k):
+    """With ``anchor_weight: 0`` and ``noise_std: 0.01`` AnchorRecVAE is RecBole's RecVAE:
+    same weights, losses and predictions on the same seed."""
     config, train_data = ml100k
     recvae, anchored = _models(config, train_data, anchor_weight=0.0)
     anchored_state = anchored.state_dict()

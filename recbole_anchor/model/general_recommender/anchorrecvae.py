@@ -27,7 +27,11 @@ Training alternates, as in RecVAE, ``n_enc_epochs`` passes of :math:`\mathcal L_
 that update the encoder and the anchors, a prior update
 :math:`\phi_{old} \leftarrow \phi`, and ``n_dec_epochs`` passes of
 :math:`\mathcal L_{dec}` that update the decoder
-(:class:`recbole_anchor.trainer.AnchorRecVAETrainer`). The anchor term is applied in
+(:class:`recbole_anchor.trainer.AnchorRecVAETrainer`). The reparameterization is
+:math:`z = \mu + \epsilon \odot \sigma` with :math:`\epsilon \sim \mathcal N(0, s^2 I)`,
+:math:`s` = ``noise_std``: 1.0 (unit noise) as in Shenbin et al.'s code; RecBole's
+RecVAE samples with :math:`s = 0.01`, which ``noise_std: 0.01`` reproduces exactly.
+The anchor term is applied in
 the encoder phase only; :math:`t` counts encoder-phase training steps. With
 ``anchor_weight: 0`` the model is exactly RecVAE. Inference is RecVAE's:
 :math:`g_\theta(\mu(x))`, no anchors.
@@ -58,6 +62,7 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         # Created after RecVAE's initialisation, from its own generator.
         self.build_anchors(config, self.latent_dim)
+        self.noise_std = float(config["noise_std"])
         self._posterior = None
 
     @staticmethod
@@ -66,7 +71,7 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         check_int_at_least(config, 1, "hidden_dimension", "latent_dimension")
         check_int_at_least(config, 1, "n_enc_epochs", "n_dec_epochs")
         check_dropout(config)
-        check_nonnegative(config, "beta", "gamma")
+        check_nonnegative(config, "beta", "gamma", "noise_std")
         weights = config["mixture_weights"]
         if (
             not isinstance(weights, (list, tuple))
@@ -81,6 +86,16 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
                 "previous-posterior and wide priors), e.g. [0.15, 0.75, 0.1]",
             )
         AnchorRegularized.check_anchor_config(config)
+
+    def reparameterize(self, mu, logvar):
+        r"""In training :math:`z = \mu + \epsilon \odot \exp(\tfrac12\log\sigma^2)`,
+        :math:`\epsilon \sim \mathcal N(0, s^2 I)` with :math:`s` = ``noise_std``
+        (RecBole's RecVAE: :math:`s = 0.01`); :math:`\mu` in evaluation."""
+        if not self.training:
+            return mu
+        std = torch.exp(0.5 * logvar)
+        epsilon = torch.zeros_like(std).normal_(mean=0, std=self.noise_std)
+        return mu + epsilon * std
 
     def forward(self, rating_matrix, dropout_prob):
         """RecVAE's forward; it also keeps the rows and the posterior (mu, logvar)
