@@ -4,7 +4,8 @@
 RecBole's ``run_recbole.py``; every other ``--key=value`` overrides that config key.
 Comma-separated ``--model`` or ``--seed`` lists switch to comparison mode: every model
 on every seed, tables in ``--output_dir`` (default ``results/<dataset>/``), paired
-tests against ``--baseline`` (default: the second model).
+tests against ``--baseline`` (default: the second model); ``--tune=N`` first tunes
+every model with N trials (``--storage`` shares the studies between machines).
 Bad input ends with a one-line error on stderr and exit status 2.
 """
 import argparse
@@ -40,6 +41,16 @@ def build_parser():
     )
     parser.add_argument(
         "--baseline", default=None, help="comparison mode: reference model (default: the second)"
+    )
+    parser.add_argument(
+        "--tune", default=None, metavar="N",
+        help="comparison mode: tune every model with N trials on the first seed's "
+        "validation users before the seeds (default: the config's tune: block, else none)",
+    )
+    parser.add_argument(
+        "--storage", default=None,
+        help="comparison mode with --tune: database URL or journal file of the tuning "
+        "studies, shared by every machine that runs the same command",
     )
     parser.add_argument("--dataset", "-d", default="ml-100k", help="dataset name")
     parser.add_argument(
@@ -125,6 +136,13 @@ def main(argv=None):
         seeds = parse_seeds(args.seed) if args.seed else []
         if args.nproc < 1:
             raise RecBoleAnchorError(f"--nproc={args.nproc}: give at least 1 process")
+        if (args.tune is not None or args.storage) and not (len(models) > 1 or len(seeds) > 1):
+            raise RecBoleAnchorError(
+                "--tune/--storage tune the models of a comparison: give a model list or a "
+                "seed list (e.g. --seed=1,2,3); to tune one model use run_hyper_anchor.py"
+            )
+        if args.storage and args.tune is None:
+            raise RecBoleAnchorError("--storage holds tuning studies: give --tune=N with it")
         if len(models) > 1 or len(seeds) > 1:
             if args.nproc > 1 or args.world_size > 0:
                 raise RecBoleAnchorError(
@@ -181,6 +199,8 @@ def compare(args, models, seeds, config_files, config_dict, extra):
         config_file_list=config_files,
         config_dict=config_dict,
         cmd_args=split_overrides(extra),
+        tune=args.tune,
+        storage=args.storage,
     )
     with open(paths["md"], encoding="utf-8") as handle:
         print(handle.read())

@@ -69,7 +69,7 @@ def no_config_check(monkeypatch):
 
 
 def _fake_run(calls, fail=(), interrupt_at=None):
-    def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args):
+    def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args, params=None):
         calls.append((model, seed))
         if interrupt_at is not None and len(calls) == interrupt_at:
             raise KeyboardInterrupt

@@ -12,6 +12,15 @@ import re
 from recbole_anchor.trainer.checkpoint import atomic_open
 
 
+def safe_name(model):
+    """A file name for a model spec: the name itself, or for a variant the name with
+    its odd characters replaced and a short hash that keeps distinct specs apart."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(model))
+    if safe != str(model):
+        safe += "-" + hashlib.sha1(str(model).encode()).hexdigest()[:8]
+    return safe
+
+
 class RecordStore:
     """Records of a comparison, in ``<output_dir>/runs/<model>__seed<seed>.json``."""
 
@@ -20,10 +29,7 @@ class RecordStore:
         os.makedirs(self.folder, exist_ok=True)
 
     def path(self, model, seed):
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(model))
-        if safe != str(model):  # a variant: keep distinct specs in distinct files
-            safe += "-" + hashlib.sha1(str(model).encode()).hexdigest()[:8]
-        return os.path.join(self.folder, f"{safe}__seed{seed}.json")
+        return os.path.join(self.folder, f"{safe_name(model)}__seed{seed}.json")
 
     def has(self, model, seed):
         return os.path.isfile(self.path(model, seed))

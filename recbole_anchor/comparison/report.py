@@ -6,7 +6,10 @@
   then each model against the baseline: relative change of the mean and the p-value
   of a paired Wilcoxon signed-rank test over test users, pooled over seeds;
 - ``comparison.tex``: the mean +- std table for papers (booktabs);
-- ``comparison.png``: each metric per model, bars at the mean with std error bars.
+- ``comparison.png``: each metric per model, bars at the mean with std error bars;
+- ``hyperparameters.csv``: per model, each tuned parameter's chosen value and default,
+  with the budget and the validation scores (tuned comparisons only); ``comparison.md``
+  has the same as a table, or says that every model ran at its defaults.
 """
 import csv
 import math
@@ -93,7 +96,59 @@ def write_csv(path, records, metrics):
                 )
 
 
-def markdown(records, models, metrics, baseline, title, group_rows=None):
+def _value_text(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def hyperparameter_lines(models, tuning):
+    """Markdown of what was compared: the chosen values per model, with the budget."""
+    if not tuning:
+        return ["Hyperparameters: not tuned. Every model ran at its defaults (model yaml, "
+                "dataset preset, command line); `--tune=N` tunes each with N trials first."]
+    some = next(iter(tuning.values()))
+    lines = [
+        f"Hyperparameters: every model tuned with the same budget, {some['trials']} trials "
+        f"(the first at its defaults), on the validation users of seed {some['seed']}'s "
+        "split; the chosen values then ran on every seed.",
+        "",
+        "| model | chosen (default) | trials: complete / pruned / failed | validation: chosen (defaults) |",
+        "|---|---|---|---|",
+    ]
+    for model in models:
+        record = tuning[model]
+        if record.get("note"):
+            lines.append(f"| {model} | {record['note']} | – | – |")
+            continue
+        defaults = record.get("defaults", {})
+        chosen = ", ".join(
+            f"{name}={_value_text(value)} ({_value_text(defaults.get(name, '?'))})"
+            for name, value in record["params"].items()
+        )
+        counts = f"{record['n_complete']} / {record['n_pruned']} / {record['n_failed']}"
+        default_score = record.get("default_valid_score")
+        scores = f"{record['best_valid_score']:.4f} (" + (
+            f"{default_score:.4f})" if default_score is not None else "not complete)")
+        lines.append(f"| {model} | {chosen} | {counts} | {scores} |")
+    return lines
+
+
+def write_hyperparameters_csv(path, models, tuning):
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["model", "parameter", "value", "default", "trials", "n_complete",
+                         "best_valid_score", "default_valid_score", "valid_metric", "note"])
+        for model in models:
+            record = tuning[model]
+            common = [record["trials"], record["n_complete"], record["best_valid_score"],
+                      record["default_valid_score"], record.get("valid_metric", "")]
+            if not record["params"]:
+                writer.writerow([model, "", "", ""] + common + [record.get("note", "")])
+            for name, value in record["params"].items():
+                writer.writerow([model, name, value, record["defaults"].get(name, "")]
+                                + common + [""])
+
+
+def markdown(records, models, metrics, baseline, title, group_rows=None, tuning=None):
     """The comparison as Markdown (see the module docstring)."""
     table = summarize(records, models, metrics)
     seeds = sorted({r["seed"] for r in records})
@@ -125,6 +180,7 @@ def markdown(records, models, metrics, baseline, title, group_rows=None):
                 for m in metrics
             ]
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += [""] + hyperparameter_lines(models, tuning)
     if group_rows:
         lines += ["", group_rows]
     failed = [r for r in records if r["status"] != "ok"]
@@ -185,12 +241,17 @@ def plot(path, records, models, metrics, title):
     plt.close(figure)
 
 
-def write_report(output_dir, records, models, metrics, baseline, title, group_rows=None):
-    """Write comparison.csv, .md, .tex and .png into ``output_dir``; return their paths."""
+def write_report(output_dir, records, models, metrics, baseline, title, group_rows=None,
+                 tuning=None):
+    """Write comparison.csv, .md, .tex and .png (and with ``tuning``
+    hyperparameters.csv) into ``output_dir``; return their paths."""
     paths = {ext: os.path.join(output_dir, f"comparison.{ext}") for ext in ("csv", "md", "tex", "png")}
     write_csv(paths["csv"], records, metrics)
+    if tuning:
+        paths["hyperparameters"] = os.path.join(output_dir, "hyperparameters.csv")
+        write_hyperparameters_csv(paths["hyperparameters"], models, tuning)
     with open(paths["md"], "w", encoding="utf-8") as handle:
-        handle.write(markdown(records, models, metrics, baseline, title, group_rows))
+        handle.write(markdown(records, models, metrics, baseline, title, group_rows, tuning))
     with open(paths["tex"], "w", encoding="utf-8") as handle:
         handle.write(latex(records, models, metrics, title))
     plot(paths["png"], records, models, metrics, title)

@@ -21,11 +21,12 @@ def default_output_dir(dataset):
     return os.path.join("results", dataset)
 
 
-def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args):
-    """Train and test one model (or variant, ``Name[key=value]``) on one seed; a record
-    (see ``records``)."""
+def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args, params=None):
+    """Train and test one model (or variant, ``Name[key=value]``) on one seed with the
+    hyperparameters ``params`` (tuned; none: the defaults); a record (see ``records``)."""
     from recbole_anchor.quick_start import run_recbole_anchor
 
+    params = dict(params or {})
     started = time.time()
     try:
         name, overrides = parse_variant(model)
@@ -33,21 +34,22 @@ def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args):
             model=name,
             dataset=dataset,
             config_file_list=config_file_list,
-            config_dict={**(config_dict or {}), **overrides, "seed": seed},
+            config_dict={**(config_dict or {}), **params, **overrides, "seed": seed},
             cmd_args=cmd_args,
         )
     except (KeyboardInterrupt, SystemExit):
         raise
     except RecBoleAnchorError as err:
-        return _failed(model, dataset, seed, str(err))
+        return _failed(model, dataset, seed, str(err), params)
     except Exception as err:  # one failing model must not stop the comparison
         getLogger().error(traceback.format_exc())
         reason = (str(err).strip().splitlines() or [""])[0]
-        return _failed(model, dataset, seed, f"{type(err).__name__}: {reason}")
+        return _failed(model, dataset, seed, f"{type(err).__name__}: {reason}", params)
     return {
         "model": model,
         "dataset": dataset,
         "seed": seed,
+        "params": params,
         "status": "ok",
         "reason": "",
         "seconds": round(time.time() - started, 1),
@@ -58,8 +60,9 @@ def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args):
     }
 
 
-def _failed(model, dataset, seed, reason):
-    return {"model": model, "dataset": dataset, "seed": seed, "status": "failed", "reason": reason}
+def _failed(model, dataset, seed, reason, params=None):
+    return {"model": model, "dataset": dataset, "seed": seed, "params": dict(params or {}),
+            "status": "failed", "reason": reason}
 
 
 def activity_rows(records, models, metrics):
@@ -110,13 +113,22 @@ def check_shared_config(models, dataset, config_file_list, config_dict, cmd_args
 
 
 def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
-                   config_file_list=None, config_dict=None, cmd_args=None, log=print):
+                   config_file_list=None, config_dict=None, cmd_args=None, log=print,
+                   tune=None, storage=None):
     """Run ``models`` x ``seeds`` on ``dataset`` (skipping finished runs) and write
-    ``comparison.csv``, ``.md``, ``.tex`` and ``.png`` into ``output_dir``.
+    ``comparison.csv``, ``.md``, ``.tex``, ``.png`` and ``hyperparameters.csv`` into
+    ``output_dir``.
 
     ``baseline`` (default: the second model, else the first) is the reference of the
-    paired significance tests. Returns the paths of the written files.
+    paired significance tests. ``tune`` (trials per model; default: the ``tune:``
+    block of the configuration, else none) tunes every model on the first seed's
+    validation users before the seeds (:mod:`recbole_anchor.comparison.tuning`), its
+    studies in ``storage`` (a database URL or journal file shared by many machines;
+    default: files in ``output_dir/tuning``). A finished run whose record holds other
+    hyperparameters than the ones chosen now is run again. Returns the written paths.
     """
+    from recbole_anchor.comparison.tuning import tune_models, tune_settings
+
     output_dir = output_dir or default_output_dir(dataset)
     baseline = baseline or (models[1] if len(models) > 1 else models[0])
     if baseline not in models:
@@ -124,14 +136,25 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
             f"baseline '{baseline}' is not among the models {models}; pick one with --baseline"
         )
     check_shared_config(models, dataset, config_file_list, config_dict, cmd_args)
+    settings = tune_settings(config_file_list, config_dict, tune, storage)
+    tuning = None
+    if settings is not None:
+        log(f"tuning every model with {settings['trials']} trials on seed {seeds[0]}'s "
+            "validation users")
+        tuning = tune_models(models, dataset, seeds[0], settings, output_dir,
+                             config_file_list, config_dict, cmd_args, log)
     store = RecordStore(output_dir)
     for seed in seeds:
         for model in models:
+            params = tuning[model]["params"] if tuning else {}
             if store.has(model, seed):
-                log(f"[{model}, seed {seed}] done before, skipped")
-                continue
+                if store.read(model, seed).get("params", {}) == params:
+                    log(f"[{model}, seed {seed}] done before, skipped")
+                    continue
+                log(f"[{model}, seed {seed}] done before with other hyperparameters: run again")
             log(f"[{model}, seed {seed}] running")
-            record = run_one(model, dataset, seed, config_file_list, config_dict, cmd_args)
+            record = run_one(model, dataset, seed, config_file_list, config_dict, cmd_args,
+                             params)
             store.write(record)
             log(f"[{model}, seed {seed}] {record['status']} {record.get('reason', '')}".rstrip())
     records = [store.read(model, seed) for seed in seeds for model in models]
@@ -140,4 +163,4 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
         metrics += [m for m in record.get("test", {}) if m not in metrics]
     title = f"{dataset}: {', '.join(models)}"
     return write_report(output_dir, records, models, metrics, baseline, title,
-                        activity_rows(records, models, metrics))
+                        activity_rows(records, models, metrics), tuning)

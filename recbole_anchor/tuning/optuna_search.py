@@ -33,7 +33,13 @@ from optuna.trial import TrialState
 from recbole_anchor.errors import InvalidConfigError
 from recbole_anchor.quick_start import run_recbole_anchor
 from recbole_anchor.tuning.outputs import write_csv, write_result_file, write_yaml
-from recbole_anchor.tuning.space import config_values, is_grid, optuna_space, suggest
+from recbole_anchor.tuning.space import (
+    config_values,
+    is_grid,
+    optuna_space,
+    stored_values,
+    suggest,
+)
 from recbole_anchor.tuning.storage import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
@@ -63,6 +69,7 @@ def run_study(
     result_file=None,
     heartbeat_interval=HEARTBEAT_INTERVAL,
     grace_period=GRACE_PERIOD,
+    enqueue=(),
 ):
     """Run ``n_trials`` trials of the study ``study_name`` in this worker.
 
@@ -87,6 +94,9 @@ def run_study(
         result_file (str): RecBole's result file (default ``output_base + '.result'``).
         heartbeat_interval, grace_period (int): seconds; see
             :mod:`recbole_anchor.tuning.storage`.
+        enqueue (list of dict): configurations (config values of ``space``'s
+            parameters, e.g. the defaults) to try first; one the study already holds
+            (waiting, running or finished other than interrupted) is not queued again.
 
     Returns:
         dict: ``best_params`` (config values), ``best_valid_score``,
@@ -120,6 +130,8 @@ def run_study(
             sampler=sampler,
             pruner=pruner,
         )
+    for values in enqueue:
+        enqueue_once(study, params_space, values)
     progress(
         f"study '{study_name}' in {redact(storage)}: {len(study.get_trials(deepcopy=False))} "
         f"trials so far; this worker runs {n_trials}"
@@ -138,6 +150,21 @@ def run_study(
         study.optimize(objective, n_trials=n_trials, catch=(Exception,), callbacks=[after_trial])
     summary = write_outputs(study, params_space, files, plots=True, progress=progress)
     return {**summary, "study_name": study_name, "storage": storage}
+
+
+def enqueue_once(study, space, values):
+    """Queue the configuration ``values`` unless the study holds it already (waiting,
+    running, or finished other than by an interruption)."""
+    stored = stored_values(space, values)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.params == stored and not (
+            trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
+        ):
+            return False
+        if trial.state == TrialState.WAITING and trial.system_attrs.get("fixed_params") == stored:
+            return False
+    study.enqueue_trial(stored)
+    return True
 
 
 def make_sampler(sampler, space, seed=None):

@@ -73,6 +73,12 @@ class Parameter:
             )
         return self.value(stored)
 
+    def stored(self, value):
+        """How Optuna stores the config value ``value`` (inverse of :meth:`value`)."""
+        if self.labels is not None:
+            return repr(value)
+        return value
+
     def value(self, stored):
         """The config value of a value as Optuna stores it."""
         if self.labels is not None:
@@ -100,6 +106,13 @@ def config_values(space, stored_params):
         name: by_name[name].value(value) if name in by_name else value
         for name, value in stored_params.items()
     }
+
+
+def stored_values(space, values):
+    """Optuna's stored form of the config values ``values`` of ``space``'s parameters
+    (to enqueue a given configuration, e.g. the defaults)."""
+    by_name = {param.name: param for param in space}
+    return {name: by_name[name].stored(value) for name, value in values.items() if name in by_name}
 
 
 def is_grid(space):

@@ -1,0 +1,279 @@
+"""Tuning before the seeds: every model of a comparison searched with the same budget.
+
+``run_recbole_anchor.py --model=A,B --seed=1,2,3 --tune=N`` (or a ``tune:`` block in a
+config file) runs, for each model spec (variants included) and before any seed, an
+Optuna study of ``N`` trials over the model's search space
+``properties/hyper/<Model>.hyper``, less the keys the variant or the command line fixes
+(``AnchorMultVAE[anchor_weight=0]`` tunes everything but the anchor weight).
+
+- The first trial is the model's defaults (its yaml, the dataset preset and the
+  command line), so a tuned model is never chosen worse on validation than its defaults.
+- Every trial trains on the first seed's split and is scored on its validation users
+  only (``valid_metric``); test results are recorded with the trial and never read
+  here. The chosen values are those of the best complete trial among the study's first
+  ``N`` finished trials (by trial number): several workers sharing a study (``--storage``)
+  may finish a few more, and those are not used, so every model gets ``N``.
+- A model without a search space, or a variant that fixes all of it, runs at its
+  defaults; the hyperparameters table says so.
+- Results: ``<output_dir>/tuning/<model>.json`` (the chosen values, the budget, the
+  scores), written once the study has ``N`` finished trials. A rerun with the same
+  budget and space reads it and skips the search; the study itself (by default
+  ``<output_dir>/tuning/<model>.db``) keeps every finished trial, so an interrupted
+  search goes on where it stopped: an interrupted trial is run again, and a trial whose
+  process was killed is retried once its heartbeat is stale.
+"""
+import json
+import math
+import os
+import time
+
+from recbole_anchor.comparison.records import safe_name
+from recbole_anchor.comparison.variants import parse_variant
+from recbole_anchor.errors import InvalidConfigError
+from recbole_anchor.resources import property_file
+from recbole_anchor.trainer.checkpoint import atomic_open
+
+#: Heartbeats of the comparison's own study file (no other worker shares it unless
+#: ``--storage`` is given): a trial whose process was killed is retried after this.
+PRIVATE_HEARTBEAT_INTERVAL = 10
+PRIVATE_GRACE_PERIOD = 30
+POLL_SECONDS = 10
+
+
+def tune_settings(config_file_list=None, config_dict=None, tune=None, storage=None):
+    """``{"trials": N, "storage": ..., "sampler": ..., "pruner": ...}`` from ``tune``
+    and ``storage`` (the command line), else the ``tune:`` block of ``config_dict`` or
+    of the last config file that has one; None when the comparison is not tuned."""
+    block = (config_dict or {}).get("tune")
+    if block is None:
+        for path in reversed(config_file_list or []):
+            block = _yaml_tune_block(path)
+            if block is not None:
+                break
+    block = {} if block is None else block
+    if not isinstance(block, dict):
+        raise InvalidConfigError(f"tune: {block!r} is not a mapping; write e.g. tune: {{trials: 20}}")
+    unknown = set(block) - {"trials", "storage", "sampler", "pruner"}
+    if unknown:
+        raise InvalidConfigError(
+            f"tune: unknown keys {sorted(unknown)}; use trials, storage, sampler, pruner"
+        )
+    tune = block.get("trials") if tune is None else tune
+    if tune is None:
+        return None
+    text = str(tune).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidConfigError(f"--tune={tune}: give the trials per model, an integer >= 1")
+    return {
+        "trials": int(text),
+        "storage": storage or block.get("storage"),
+        "sampler": str(block.get("sampler", "tpe")).lower(),
+        "pruner": str(block.get("pruner", "median")).lower(),
+    }
+
+
+def _yaml_tune_block(path):
+    import yaml
+
+    if not os.path.isfile(path):
+        return None  # the Config names the missing file
+    with open(path, encoding="utf-8") as handle:
+        content = yaml.safe_load(handle) or {}
+    return content.get("tune") if isinstance(content, dict) else None
+
+
+class TuningStore:
+    """Tuning records, ``<output_dir>/tuning/<model>.json``, and the study files."""
+
+    def __init__(self, output_dir):
+        self.folder = os.path.join(output_dir, "tuning")
+        os.makedirs(self.folder, exist_ok=True)
+
+    def base(self, model):
+        return os.path.join(self.folder, safe_name(model))
+
+    def read(self, model):
+        path = self.base(model) + ".json"
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    def write(self, record):
+        with atomic_open(self.base(record["model"]) + ".json", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=1)
+
+
+def cmd_values(cmd_args):
+    """``{key: value text}`` of ``--key=value`` command-line overrides."""
+    values = {}
+    for arg in cmd_args or []:
+        key, _, value = arg[2:].partition("=")
+        values[key] = value
+    return values
+
+
+def search_space(model, fixed_keys):
+    """``(name, kind, text)`` lines of ``model``'s search space less ``fixed_keys``, and
+    the space file's path (None, [] without one)."""
+    from recbole_anchor.tuning.space import read_params_file, without_keys
+
+    path = property_file("hyper", model, ".hyper")
+    if path is None:
+        return None, []
+    return path, without_keys(read_params_file(path), fixed_keys)
+
+
+def default_values(fixed, config_file_list, names):
+    """The values the configuration ``fixed`` gives the parameters ``names``."""
+    from recbole_anchor.config import Config
+
+    config = Config(config_dict=dict(fixed), config_file_list=config_file_list, cmd_args=[])
+    return {name: config[name] for name in names}
+
+
+def tune_models(models, dataset, seed, settings, output_dir, config_file_list=None,
+                config_dict=None, cmd_args=None, log=print):
+    """Tune every model spec (see the module docstring); ``{spec: tuning record}``."""
+    store = TuningStore(output_dir)
+    fixed_by_user = {**(config_dict or {}), **cmd_values(cmd_args)}
+    return {
+        spec: tune_model(spec, dataset, seed, settings, store, config_file_list,
+                         fixed_by_user, log)
+        for spec in models
+    }
+
+
+def tune_model(spec, dataset, seed, settings, store, config_file_list, fixed_by_user, log):
+    """One model's tuning record: read when it exists for this budget and space, else
+    searched (or the defaults, without a space) and written."""
+    name, overrides = parse_variant(spec)
+    fixed_keys = set(overrides) | set(fixed_by_user)
+    path, space = search_space(name, fixed_keys)
+    fixed = {**fixed_by_user, "model": name, "dataset": dataset, **overrides, "seed": seed}
+    wanted = {"model": spec, "trials": settings["trials"], "seed": seed,
+              "space": [list(line) for line in space]}
+    record = store.read(spec)
+    if record is not None and all(record.get(k) == v for k, v in wanted.items()):
+        log(f"[{spec}] tuned before: {record['params']}")
+        return record
+    if not space:
+        why = (f"no search space (properties/hyper/{name}.hyper)" if path is None
+               else "the variant fixes its whole search space")
+        record = {**wanted, "params": {}, "note": f"defaults: {why}", "n_complete": 0,
+                  "best_valid_score": None, "default_valid_score": None}
+        log(f"[{spec}] not tuned: {why}")
+        store.write(record)
+        return record
+    record = {**wanted, **search(spec, fixed, space, settings, store, config_file_list, log)}
+    store.write(record)
+    log(f"[{spec}] chose {record['params']} (validation {record['best_valid_score']:.4f}, "
+        f"defaults {_score_text(record['default_valid_score'])})")
+    return record
+
+
+def search(spec, fixed, space, settings, store, config_file_list, log):
+    """Run the study until it holds ``settings["trials"]`` finished trials, then pick
+    the best complete one among the first that many."""
+    import optuna
+
+    from recbole_anchor.tuning.optuna_search import run_study
+    from recbole_anchor.tuning.space import config_values, optuna_space
+    from recbole_anchor.tuning.storage import open_storage
+
+    budget = settings["trials"]
+    base = store.base(spec)
+    private = settings.get("storage") is None
+    storage = settings.get("storage") or f"sqlite:///{os.path.abspath(base)}.db"
+    beats = ((PRIVATE_HEARTBEAT_INTERVAL, PRIVATE_GRACE_PERIOD) if private else
+             (None, None))
+    beat_kwargs = {} if beats[0] is None else {
+        "heartbeat_interval": beats[0], "grace_period": beats[1]}
+    study_name = f"compare-{fixed['dataset']}-{spec}"
+    defaults = default_values(fixed, config_file_list, [line[0] for line in space])
+    valid_metric = default_values(fixed, config_file_list, ["valid_metric"])["valid_metric"]
+    while True:
+        spent, running = _count(_trials(study_name, storage, beat_kwargs))
+        todo = budget - len(spent) - len(running)
+        if todo > 0:
+            run_study(
+                fixed, space, todo, study_name=study_name, storage=storage,
+                sampler=settings.get("sampler", "tpe"), pruner=settings.get("pruner", "median"),
+                # One worker: a seeded, reproducible search; shared: each its own draws.
+                seed=fixed["seed"] if private else None,
+                config_files=config_file_list, output_base=base,
+                progress=lambda line: log(f"[{spec}] {line}"),
+                enqueue=[defaults], **beat_kwargs,
+            )
+        elif running:  # other workers' trials, or a killed process's (retried when stale)
+            optuna.storages.fail_stale_trials(
+                optuna.load_study(study_name=study_name, storage=open_storage(storage, **beat_kwargs))
+            )
+            time.sleep(POLL_SECONDS)
+        else:
+            break
+    params_space = optuna_space(space)
+    first = sorted(spent, key=lambda t: t.number)[:budget]
+    complete = [t for t in first if t.state.name == "COMPLETE"]
+    if not complete:
+        reasons = {t.user_attrs.get("fail_reason", t.state.name.lower()) for t in first}
+        raise InvalidConfigError(
+            f"tuning {spec}: no trial of {budget} completed ({'; '.join(sorted(reasons))})"
+        )
+    direction = optuna.load_study(
+        study_name=study_name, storage=open_storage(storage, **beat_kwargs)).direction
+    pick = max if direction == optuna.study.StudyDirection.MAXIMIZE else min
+    best = pick(complete, key=lambda t: t.value)
+    default_trial = next((t for t in complete if config_values(params_space, t.params) == defaults),
+                         None)
+    return {
+        "params": config_values(params_space, best.params),
+        "defaults": defaults,
+        "best_trial": best.number,
+        "best_valid_score": best.value,
+        "default_valid_score": default_trial.value if default_trial is not None else None,
+        "valid_metric": valid_metric,
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state.name == "PRUNED" for t in first),
+        "n_failed": sum(t.state.name == "FAIL" for t in first),
+        "study_name": study_name,
+    }
+
+
+def _trials(study_name, storage, beat_kwargs):
+    """Every trial of the study, or none when it does not exist yet."""
+    import optuna
+
+    from recbole_anchor.tuning.storage import open_storage
+
+    if not storage.startswith("sqlite") or os.path.isfile(storage[len("sqlite:///"):]):
+        try:
+            study = optuna.load_study(study_name=study_name,
+                                      storage=open_storage(storage, **beat_kwargs))
+        except KeyError:  # no such study yet
+            return []
+        return study.get_trials(deepcopy=False)
+    return []
+
+
+def _count(trials):
+    """Trials that used the budget (complete, pruned, failed for a reason of their
+    own) and trials running now; an interrupted trial, or one whose worker died
+    (queued again), used none."""
+    spent, running = [], []
+    for trial in trials:
+        state = trial.state.name
+        if state in ("COMPLETE", "PRUNED"):
+            spent.append(trial)
+        elif state == "FAIL":
+            reason = trial.user_attrs.get("fail_reason")
+            if reason and reason != "interrupted":
+                spent.append(trial)
+        elif state == "RUNNING":
+            running.append(trial)
+    return spent, running
+
+
+def _score_text(score):
+    return "not run" if score is None or (isinstance(score, float) and math.isnan(score)) else (
+        f"{score:.4f}")
