@@ -11,7 +11,7 @@ Bad input ends with a one-line error on stderr and exit status 2.
 import argparse
 import sys
 
-from recbole_anchor.comparison.variants import parse_variant, split_models
+from recbole_anchor.command_line import parse_variant, split_models, split_overrides
 from recbole_anchor.errors import RecBoleAnchorError
 from recbole_anchor.evaluator.activity import format_activity_table
 
@@ -87,25 +87,6 @@ def build_parser():
         help="rank of this machine's first process in the group",
     )
     return parser
-
-
-def split_overrides(extra):
-    """Turn unparsed ``--key=value`` / ``--key value`` arguments into ``--key=value``."""
-    overrides, index = [], 0
-    while index < len(extra):
-        arg = extra[index]
-        if not arg.startswith("--") or len(arg) < 3:
-            raise RecBoleAnchorError(
-                f"cannot read argument '{arg}'; write config overrides as --key=value"
-            )
-        if "=" not in arg:
-            if index + 1 >= len(extra) or extra[index + 1].startswith("--"):
-                raise RecBoleAnchorError(f"argument '{arg}' has no value; write {arg}=VALUE")
-            arg = f"{arg}={extra[index + 1]}"
-            index += 1
-        overrides.append(arg)
-        index += 1
-    return overrides
 
 
 def parse_seeds(text):

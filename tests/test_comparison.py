@@ -140,7 +140,7 @@ def test_command_line_comparison_writes_all_tables(workdir):
 
 
 def test_model_variants_parse_and_keep_separate_records(tmp_path):
-    from recbole_anchor.comparison.variants import parse_variant, split_models
+    from recbole_anchor.command_line import parse_variant, split_models
     from recbole_anchor.errors import InvalidConfigError
 
     spec = "AnchorMultVAE,AnchorMultVAE[anchor_terms=['pull','spread'];anchor_weight=0.3],EASE"

@@ -13,7 +13,7 @@ from logging import getLogger
 
 from recbole_anchor.comparison.records import RecordStore
 from recbole_anchor.comparison.report import write_report
-from recbole_anchor.comparison.variants import parse_variant
+from recbole_anchor.command_line import parse_variant
 from recbole_anchor.errors import RecBoleAnchorError
 
 

@@ -28,7 +28,7 @@ import os
 import time
 
 from recbole_anchor.comparison.records import safe_name
-from recbole_anchor.comparison.variants import parse_variant
+from recbole_anchor.command_line import cmd_values, parse_variant
 from recbole_anchor.errors import InvalidConfigError
 from recbole_anchor.resources import property_file
 from recbole_anchor.trainer.checkpoint import atomic_open
@@ -102,15 +102,6 @@ class TuningStore:
     def write(self, record):
         with atomic_open(self.base(record["model"]) + ".json", encoding="utf-8") as handle:
             json.dump(record, handle, indent=1)
-
-
-def cmd_values(cmd_args):
-    """``{key: value text}`` of ``--key=value`` command-line overrides."""
-    values = {}
-    for arg in cmd_args or []:
-        key, _, value = arg[2:].partition("=")
-        values[key] = value
-    return values
 
 
 def search_space(model, fixed_keys):

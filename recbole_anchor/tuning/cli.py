@@ -20,7 +20,7 @@ import argparse
 import os
 import sys
 
-from recbole_anchor.cli import split_overrides
+from recbole_anchor.command_line import cmd_values, split_overrides
 from recbole_anchor.errors import InvalidConfigError, RecBoleAnchorError
 from recbole_anchor.tuning.space import read_params_file
 from recbole_anchor.tuning.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL
@@ -67,9 +67,7 @@ def fixed_config(args, extra):
         fixed["model"] = args.model
     if args.dataset:
         fixed["dataset"] = args.dataset
-    for override in split_overrides(extra):
-        key, _, value = override[2:].partition("=")
-        fixed[key] = value
+    fixed.update(cmd_values(split_overrides(extra)))
     return fixed
 
 
@@ -120,7 +118,7 @@ def run_hyperopt(args, fixed, config_files):
 
 def apply_variant(fixed, space, params_file):
     """A model variant ``Name[key=value;...]``: its keys become fixed and leave the space."""
-    from recbole_anchor.comparison.variants import parse_variant
+    from recbole_anchor.command_line import parse_variant
     from recbole_anchor.tuning.space import without_keys
 
     if "model" not in fixed:
