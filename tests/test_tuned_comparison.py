@@ -131,6 +131,16 @@ def test_interrupted_tuning_resumes_with_the_same_budget(tmp_path, monkeypatch):
     assert record["default_valid_score"] is not None
 
 
+def test_a_model_whose_every_trial_fails_runs_at_its_defaults(tmp_path, monkeypatch):
+    def broken(config_dict, **kwargs):
+        raise ValueError("cannot train here")
+
+    monkeypatch.setattr(optuna_search, "run_recbole_anchor", broken)
+    record = _tune(tmp_path, trials=2)
+    assert record["params"] == {} and record["n_failed"] == 2
+    assert record["note"] == "defaults: no trial of 2 completed (ValueError: cannot train here)"
+
+
 def test_comparison_runs_every_seed_with_the_chosen_values(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "check_shared_config", lambda *args: None)
     chosen = {"A": {"model": "A", "trials": 3, "seed": 1, "params": {"x": 0.5},

@@ -158,6 +158,9 @@ def tune_model(spec, dataset, seed, settings, store, config_file_list, fixed_by_
         return record
     record = {**wanted, **search(spec, fixed, space, settings, store, config_file_list, log)}
     store.write(record)
+    if record.get("note"):
+        log(f"[{spec}] not tuned: {record['note']}")
+        return record
     log(f"[{spec}] chose {record['params']} (validation {record['best_valid_score']:.4f}, "
         f"defaults {_score_text(record['default_valid_score'])})")
     return record
@@ -165,86 +168,81 @@ def tune_model(spec, dataset, seed, settings, store, config_file_list, fixed_by_
 
 def search(spec, fixed, space, settings, store, config_file_list, log):
     """Run the study until it holds ``settings["trials"]`` finished trials, then pick
-    the best complete one among the first that many."""
+    the best complete one among the first that many; the record's fields."""
     import optuna
 
     from recbole_anchor.tuning.optuna_search import run_study
     from recbole_anchor.tuning.space import config_values, optuna_space
-    from recbole_anchor.tuning.storage import open_storage
 
     budget = settings["trials"]
     base = store.base(spec)
-    private = settings.get("storage") is None
-    storage = settings.get("storage") or f"sqlite:///{os.path.abspath(base)}.db"
-    beats = ((PRIVATE_HEARTBEAT_INTERVAL, PRIVATE_GRACE_PERIOD) if private else
-             (None, None))
-    beat_kwargs = {} if beats[0] is None else {
-        "heartbeat_interval": beats[0], "grace_period": beats[1]}
+    shared = settings.get("storage")
+    storage = shared or f"sqlite:///{os.path.abspath(base)}.db"
+    beats = {} if shared else {"heartbeat_interval": PRIVATE_HEARTBEAT_INTERVAL,
+                               "grace_period": PRIVATE_GRACE_PERIOD}
     study_name = f"compare-{fixed['dataset']}-{spec}"
-    defaults = default_values(fixed, config_file_list, [line[0] for line in space])
-    valid_metric = default_values(fixed, config_file_list, ["valid_metric"])["valid_metric"]
+    names = [line[0] for line in space]
+    defaults = default_values(fixed, config_file_list, names + ["valid_metric"])
+    valid_metric = defaults.pop("valid_metric")
     while True:
-        spent, running = _count(_trials(study_name, storage, beat_kwargs))
+        study = _load_study(study_name, storage, beats)
+        spent, running = _count(study.get_trials(deepcopy=False) if study else [])
         todo = budget - len(spent) - len(running)
         if todo > 0:
             run_study(
                 fixed, space, todo, study_name=study_name, storage=storage,
                 sampler=settings.get("sampler", "tpe"), pruner=settings.get("pruner", "median"),
                 # One worker: a seeded, reproducible search; shared: each its own draws.
-                seed=fixed["seed"] if private else None,
+                seed=None if shared else fixed["seed"],
                 config_files=config_file_list, output_base=base,
                 progress=lambda line: log(f"[{spec}] {line}"),
-                enqueue=[defaults], **beat_kwargs,
+                enqueue=[defaults], **beats,
             )
         elif running:  # other workers' trials, or a killed process's (retried when stale)
-            optuna.storages.fail_stale_trials(
-                optuna.load_study(study_name=study_name, storage=open_storage(storage, **beat_kwargs))
-            )
+            optuna.storages.fail_stale_trials(study)
             time.sleep(POLL_SECONDS)
         else:
             break
     params_space = optuna_space(space)
     first = sorted(spent, key=lambda t: t.number)[:budget]
     complete = [t for t in first if t.state.name == "COMPLETE"]
-    if not complete:
-        reasons = {t.user_attrs.get("fail_reason", t.state.name.lower()) for t in first}
-        raise InvalidConfigError(
-            f"tuning {spec}: no trial of {budget} completed ({'; '.join(sorted(reasons))})"
-        )
-    direction = optuna.load_study(
-        study_name=study_name, storage=open_storage(storage, **beat_kwargs)).direction
-    pick = max if direction == optuna.study.StudyDirection.MAXIMIZE else min
-    best = pick(complete, key=lambda t: t.value)
-    default_trial = next((t for t in complete if config_values(params_space, t.params) == defaults),
-                         None)
-    return {
-        "params": config_values(params_space, best.params),
-        "defaults": defaults,
-        "best_trial": best.number,
-        "best_valid_score": best.value,
-        "default_valid_score": default_trial.value if default_trial is not None else None,
-        "valid_metric": valid_metric,
+    counts = {
         "n_complete": len(complete),
         "n_pruned": sum(t.state.name == "PRUNED" for t in first),
         "n_failed": sum(t.state.name == "FAIL" for t in first),
         "study_name": study_name,
+        "valid_metric": valid_metric,
+        "defaults": defaults,
+    }
+    if not complete:  # the seeds run at the defaults, and fail or not on their own
+        reasons = sorted({t.user_attrs.get("fail_reason", t.state.name.lower()) for t in first})
+        return {**counts, "params": {}, "best_valid_score": None, "default_valid_score": None,
+                "note": f"defaults: no trial of {budget} completed ({'; '.join(reasons)})"}
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    best = (max if maximize else min)(complete, key=lambda t: t.value)
+    default_trial = next(
+        (t for t in complete if config_values(params_space, t.params) == defaults), None)
+    return {
+        **counts,
+        "params": config_values(params_space, best.params),
+        "best_trial": best.number,
+        "best_valid_score": best.value,
+        "default_valid_score": default_trial.value if default_trial is not None else None,
     }
 
 
-def _trials(study_name, storage, beat_kwargs):
-    """Every trial of the study, or none when it does not exist yet."""
+def _load_study(study_name, storage, beats):
+    """The study, or None when it does not exist yet (nor its SQLite file)."""
     import optuna
 
     from recbole_anchor.tuning.storage import open_storage
 
-    if not storage.startswith("sqlite") or os.path.isfile(storage[len("sqlite:///"):]):
-        try:
-            study = optuna.load_study(study_name=study_name,
-                                      storage=open_storage(storage, **beat_kwargs))
-        except KeyError:  # no such study yet
-            return []
-        return study.get_trials(deepcopy=False)
-    return []
+    if storage.startswith("sqlite:///") and not os.path.isfile(storage[len("sqlite:///"):]):
+        return None
+    try:
+        return optuna.load_study(study_name=study_name, storage=open_storage(storage, **beats))
+    except KeyError:  # no such study in the storage yet
+        return None
 
 
 def _count(trials):
