@@ -131,6 +131,33 @@ def test_interrupted_tuning_resumes_with_the_same_budget(tmp_path, monkeypatch):
     assert record["default_valid_score"] is not None
 
 
+def test_a_trial_whose_process_was_killed_is_run_again(tmp_path, monkeypatch):
+    """A killed run leaves its trial RUNNING in the study; the rerun retries it once its
+    heartbeat is stale and still ends with the budget's trials, the defaults among them."""
+    import optuna
+
+    from recbole_anchor.tuning.storage import open_storage
+
+    monkeypatch.setattr(comparison_tuning, "PRIVATE_HEARTBEAT_INTERVAL", 1)
+    monkeypatch.setattr(comparison_tuning, "PRIVATE_GRACE_PERIOD", 2)
+    monkeypatch.setattr(comparison_tuning, "POLL_SECONDS", 0.2)
+    os.makedirs(tmp_path / "tuning")
+    storage = open_storage(f"sqlite:///{tmp_path}/tuning/EASE.db", 1, 2)
+    study = optuna.create_study(study_name="compare-ml-100k-EASE", storage=storage,
+                                direction="maximize")
+    study.enqueue_trial({"reg_weight": 250.0})
+    killed = study.ask()
+    killed.suggest_float("reg_weight", math.exp(2.302585), math.exp(9.903488), log=True)
+    storage.record_heartbeat(killed._trial_id)  # then its process dies
+    fake = FakeRuns()
+    monkeypatch.setattr(optuna_search, "run_recbole_anchor", fake)
+    record = _tune(tmp_path, trials=3)
+    states = [t.state.name for t in study.get_trials()]
+    assert states.count("COMPLETE") == 3 and states[0] == "FAIL"
+    assert record["n_complete"] == 3 and record["default_valid_score"] is not None
+    assert 250.0 in [float(call["reg_weight"]) for call in fake.calls]
+
+
 def test_a_model_whose_every_trial_fails_runs_at_its_defaults(tmp_path, monkeypatch):
     def broken(config_dict, **kwargs):
         raise ValueError("cannot train here")

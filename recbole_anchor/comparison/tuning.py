@@ -26,6 +26,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 from recbole_anchor.comparison.records import safe_name
 from recbole_anchor.command_line import cmd_values, parse_variant
@@ -199,7 +200,9 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
                 enqueue=[defaults], **beats,
             )
         elif running:  # other workers' trials, or a killed process's (retried when stale)
-            optuna.storages.fail_stale_trials(study)
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
             time.sleep(POLL_SECONDS)
         else:
             break
