@@ -78,3 +78,10 @@ def cmd_values(cmd_args):
         key, _, value = arg[2:].partition("=")
         values[key] = value
     return values
+
+
+def drop_overrides(cmd_args, keys):
+    """``--key=value`` overrides less those of ``keys``: a variant's own values must win
+    over the command line's, which RecBole's Config would otherwise prefer."""
+    keys = set(keys)
+    return [arg for arg in cmd_args or [] if arg[2:].partition("=")[0] not in keys]

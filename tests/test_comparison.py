@@ -11,6 +11,7 @@ from recbole_anchor.comparison.records import RecordStore
 from recbole_anchor.comparison.report import significance, summarize
 from recbole_anchor.comparison.significance import paired_wilcoxon, relative_change
 from recbole_anchor.cli import main
+from recbole_anchor.config import Config
 
 
 def _exact_wilcoxon_p(x, y):
@@ -164,3 +165,25 @@ def test_a_configuration_no_model_can_use_stops_before_running(workdir):
                               cmd_args=[], log=lambda m: None)
     assert not (workdir / "results" / "ml-100k" / "runs").exists() or not any(
         (workdir / "results" / "ml-100k" / "runs").iterdir())
+
+
+def test_a_variants_values_win_over_the_command_line(monkeypatch):
+    """``--anchor_weight=0.5`` with ``AnchorMultVAE[anchor_weight=0]``: the variant still
+    runs at 0 (RecBole's Config prefers command-line values to config_dict ones)."""
+    import recbole_anchor.quick_start as quick_start
+
+    seen = {}
+
+    def fake(**kwargs):
+        seen.update(kwargs)
+        return {"best_valid_result": {}, "test_result": {}}
+
+    monkeypatch.setattr(quick_start, "run_recbole_anchor", fake)
+    record = runner.run_one("AnchorMultVAE[anchor_weight=0]", "ml-100k", 1, None, {},
+                            ["--anchor_weight=0.5", "--epochs=2"], params={"dropout_prob": 0.3})
+    assert record["status"] == "ok"
+    assert seen["cmd_args"] == ["--epochs=2"]
+    assert seen["config_dict"] == {"dropout_prob": 0.3, "anchor_weight": 0, "seed": 1}
+    config = Config("AnchorMultVAE", "ml-100k", config_dict=seen["config_dict"],
+                    cmd_args=seen["cmd_args"])
+    assert config["anchor_weight"] == 0 and config["epochs"] == 2

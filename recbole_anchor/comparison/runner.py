@@ -13,7 +13,7 @@ from logging import getLogger
 
 from recbole_anchor.comparison.records import RecordStore
 from recbole_anchor.comparison.report import write_report
-from recbole_anchor.command_line import parse_variant
+from recbole_anchor.command_line import drop_overrides, parse_variant
 from recbole_anchor.errors import RecBoleAnchorError
 
 
@@ -35,7 +35,7 @@ def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args, param
             dataset=dataset,
             config_file_list=config_file_list,
             config_dict={**(config_dict or {}), **params, **overrides, "seed": seed},
-            cmd_args=cmd_args,
+            cmd_args=drop_overrides(cmd_args, overrides),
         )
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -105,7 +105,8 @@ def check_shared_config(models, dataset, config_file_list, config_dict, cmd_args
         name, overrides = parse_variant(spec)
         try:
             check_dataset_files(Config(name, dataset, config_file_list,
-                                       {**(config_dict or {}), **overrides}, cmd_args))
+                                       {**(config_dict or {}), **overrides},
+                                       drop_overrides(cmd_args, overrides)))
         except RecBoleAnchorError as err:
             errors.append(err)
     if len(errors) == len(models):
