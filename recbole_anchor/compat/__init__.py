@@ -15,6 +15,8 @@ The fixes, in the order they are applied:
 
 - :mod:`~recbole_anchor.compat.numpy_aliases`: ``Config`` assigns aliases numpy 2 removed.
 - :mod:`~recbole_anchor.compat.lazy_ray`: ``recbole.quick_start`` imports Ray 2.6.3 at load.
+- :mod:`~recbole_anchor.compat.ray_tune_report`: ``objective_function`` reports to Ray Tune
+  outside a Tune trial too.
 - :mod:`~recbole_anchor.compat.weights_only_checkpoints`: checkpoints pickle the Config,
   which torch >= 2.6 refuses to load.
 - :mod:`~recbole_anchor.compat.pandas3_features`: feature loading under pandas 3
@@ -37,6 +39,7 @@ RECBOLE_VERSION = "1.2.1"
 FIXES = (
     "numpy_aliases",
     "lazy_ray",
+    "ray_tune_report",
     "weights_only_checkpoints",
     "pandas3_features",
     "hyperopt_search",
