@@ -21,6 +21,10 @@ The fixes, in the order they are applied:
   which torch >= 2.6 refuses to load.
 - :mod:`~recbole_anchor.compat.pandas3_features`: feature loading under pandas 3
   Copy-on-Write and ``agg(len)``.
+- :mod:`~recbole_anchor.compat.pandas3_sequence_lengths`: sequential benchmark files get
+  the column's length as every row's ``item_list_length`` under pandas 3.
+- :mod:`~recbole_anchor.compat.pandas3_seq_split_points`: normalizing, discretizing and
+  entity-remapping sequence fields split them at ``agg(len)`` (pandas 3: the column's).
 - :mod:`~recbole_anchor.compat.hyperopt_search`: exhaustive search on hyperopt >= 0.2.7.
 - :mod:`~recbole_anchor.compat.race_free_dirs`: ``ensure_dir`` races between processes.
 - :mod:`~recbole_anchor.compat.cpu_distributed`: multi-process training only on CUDA.
@@ -42,6 +46,8 @@ FIXES = (
     "ray_tune_report",
     "weights_only_checkpoints",
     "pandas3_features",
+    "pandas3_sequence_lengths",
+    "pandas3_seq_split_points",
     "hyperopt_search",
     "race_free_dirs",
     "cpu_distributed",
