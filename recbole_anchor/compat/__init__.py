@@ -25,6 +25,8 @@ The fixes, in the order they are applied:
   the column's length as every row's ``item_list_length`` under pandas 3.
 - :mod:`~recbole_anchor.compat.pandas3_seq_split_points`: normalizing, discretizing and
   entity-remapping sequence fields split them at ``agg(len)`` (pandas 3: the column's).
+- :mod:`~recbole_anchor.compat.scipy_dok_update`: graph models fill their adjacency with
+  ``dok_matrix._update``, gone in scipy >= 1.13.
 - :mod:`~recbole_anchor.compat.hyperopt_search`: exhaustive search on hyperopt >= 0.2.7.
 - :mod:`~recbole_anchor.compat.race_free_dirs`: ``ensure_dir`` races between processes.
 - :mod:`~recbole_anchor.compat.cpu_distributed`: multi-process training only on CUDA.
@@ -48,6 +50,7 @@ FIXES = (
     "pandas3_features",
     "pandas3_sequence_lengths",
     "pandas3_seq_split_points",
+    "scipy_dok_update",
     "hyperopt_search",
     "race_free_dirs",
     "cpu_distributed",
