@@ -4,8 +4,9 @@ RecBole 1.2.1 is the last release and is unmaintained. :func:`apply` (called onc
 ``import recbole_anchor``) patches it so that it runs on numpy 2, pandas 3, torch >= 2.6,
 setuptools >= 81, scipy >= 1.13 and hyperopt >= 0.2.7, and fixes RecBole bugs that
 break ordinary use; each module here fixes one upstream problem, names it (with
-RecBole's issue number where there is one), and has a test that fails without it (``tests/test_compat.py``;
-those that RecBole's own test suite found, ``tests/test_upstream_fixes.py``).
+RecBole's issue number where there is one), and has a test that fails without it
+(``tests/test_compat.py``; for those RecBole's own test suite found,
+``tests/test_upstream_fixes.py``).
 None of them changes what a RecBole model computes.
 
 What the plugin adds to RecBole is elsewhere: which models, metrics and loaders RecBole
