@@ -13,11 +13,14 @@ upstream issue; RecBole predates pandas 3).
   so loading any ``token_seq`` feature raises ``ValueError: Length of values (1) does
   not match length of index``: it now takes each cell's length (``map(len)``).
 
-Two warnings pandas 3 makes RecBole's dataset code print on every load are silenced,
+Three warnings pandas 3 makes RecBole's dataset code print on every load are silenced,
 by message and module, since their calls are RecBole's and harmless:
 ``Dataset._dataframe_to_interaction``'s ``torch.LongTensor(column.values)`` copies
-a Copy-on-Write read-only array ("The given NumPy array is not writable"), and the
-filters' ``DataFrame.drop(..., inplace=True)`` is deprecated for pandas 4.
+a Copy-on-Write read-only array ("The given NumPy array is not writable"), the
+filters' ``DataFrame.drop(..., inplace=True)`` is deprecated for pandas 4, and
+``_load_feat``'s chained ``fillna(inplace=True)`` on sequence columns (a no-op, whose
+work the tables read here have already done) raises a ``ChainedAssignmentError``
+warning.
 """
 import warnings
 
@@ -87,6 +90,7 @@ def _remap(self, remap_list):
 SILENCED = (
     ("The given NumPy array is not writable", UserWarning),
     ("The inplace keyword", getattr(pd.errors, "Pandas4Warning", DeprecationWarning)),
+    ("A value is being set on a copy", getattr(pd.errors, "ChainedAssignmentError", Warning)),
 )
 
 
