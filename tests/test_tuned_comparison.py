@@ -127,6 +127,13 @@ def test_interrupted_tuning_resumes_with_the_same_budget(tmp_path, monkeypatch):
     record = _tune(tmp_path, trials=5)
     # Two trials finished before the interruption; the interrupted one did not count.
     assert len(fake.calls) == 3
+    # The resumed search draws new configurations, not the ones tried before.
+    import optuna
+
+    trials = optuna.load_study(study_name="compare-ml-100k-EASE",
+                               storage=f"sqlite:///{tmp_path}/tuning/EASE.db").get_trials()
+    complete = [t.params["reg_weight"] for t in trials if t.state.name == "COMPLETE"]
+    assert len(set(complete)) == len(complete) == 5
     assert record["n_complete"] == 5 and record["n_failed"] == 0
     assert record["default_valid_score"] is not None
 

@@ -39,6 +39,8 @@ from recbole_anchor.trainer.checkpoint import atomic_open
 PRIVATE_HEARTBEAT_INTERVAL = 10
 PRIVATE_GRACE_PERIOD = 30
 POLL_SECONDS = 10
+#: A resumed search seeds its sampler with seed + this x the trials the study holds.
+RESUME_SEED_STRIDE = 7919
 
 
 def tune_settings(config_file_list=None, config_dict=None, tune=None, storage=None):
@@ -193,8 +195,10 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
             run_study(
                 fixed, space, todo, study_name=study_name, storage=storage,
                 sampler=settings.get("sampler", "tpe"), pruner=settings.get("pruner", "median"),
-                # One worker: a seeded, reproducible search; shared: each its own draws.
-                seed=None if shared else fixed["seed"],
+                # One worker: a seeded, reproducible search (a resumed one draws anew,
+                # not the configurations it drew before); shared: each its own draws.
+                seed=None if shared else fixed["seed"] + RESUME_SEED_STRIDE * len(
+                    study.get_trials(deepcopy=False) if study else []),
                 config_files=config_file_list, output_base=base,
                 progress=lambda line: log(f"[{spec}] {line}"),
                 enqueue=[defaults], **beats,
