@@ -153,7 +153,7 @@ def tune_model(spec, dataset, seed, settings, store, config_file_list, fixed_by_
         return record
     if not space:
         why = (f"no search space (properties/hyper/{name}.hyper)" if path is None
-               else "the variant fixes its whole search space")
+               else "the variant or the command line fixes its whole search space")
         record = {**wanted, "params": {}, "note": f"defaults: {why}", "n_complete": 0,
                   "best_valid_score": None, "default_valid_score": None}
         log(f"[{spec}] not tuned: {why}")
