@@ -176,6 +176,7 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
 
     from recbole_anchor.tuning.optuna_search import run_study
     from recbole_anchor.tuning.space import config_values, optuna_space
+    from recbole_anchor.tuning.storage import open_storage
 
     budget = settings["trials"]
     base = store.base(spec)
@@ -187,8 +188,9 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
     names = [line[0] for line in space]
     defaults = default_values(fixed, config_file_list, names + ["valid_metric"])
     valid_metric = defaults.pop("valid_metric")
+    opened = open_storage(storage, **beats)  # once: the loop below polls it
     while True:
-        study = _load_study(study_name, storage, beats)
+        study = _load_study(study_name, opened)
         spent, running = _count(study.get_trials(deepcopy=False) if study else [])
         todo = budget - len(spent) - len(running)
         if todo > 0:
@@ -238,16 +240,12 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
     }
 
 
-def _load_study(study_name, storage, beats):
-    """The study, or None when it does not exist yet (nor its SQLite file)."""
+def _load_study(study_name, storage):
+    """The study in the opened ``storage``, or None when it does not exist yet."""
     import optuna
 
-    from recbole_anchor.tuning.storage import open_storage
-
-    if storage.startswith("sqlite:///") and not os.path.isfile(storage[len("sqlite:///"):]):
-        return None
     try:
-        return optuna.load_study(study_name=study_name, storage=open_storage(storage, **beats))
+        return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:  # no such study in the storage yet
         return None
 

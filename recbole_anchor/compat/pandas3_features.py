@@ -64,6 +64,14 @@ class _PandasEmptySeqCells:
         return table
 
 
+def split_like(column, flat):
+    """``flat`` (the concatenated cells of the sequence ``column``) split back into one
+    array per cell, each as long as its cell (``map(len)``: under pandas 3
+    ``agg(len)`` is the length of the whole column)."""
+    lengths = column.map(len).to_numpy()
+    return np.split(flat, np.cumsum(lengths)[:-1])
+
+
 def _remap(self, remap_list):
     """RecBole's ``Dataset._remap`` (token IDs to consecutive integers, one
     ``pd.factorize`` over all fields that share them), with each ``token_seq`` cell
@@ -82,8 +90,7 @@ def _remap(self, remap_list):
         if ftype == FeatureType.TOKEN:
             feat[field] = new_ids
         elif ftype == FeatureType.TOKEN_SEQ:
-            lengths = feat[field].map(len).to_numpy()
-            feat[field] = np.split(new_ids, np.cumsum(lengths)[:-1])
+            feat[field] = split_like(feat[field], new_ids)
 
 
 #: The warnings silenced, as (message, category); all from RecBole's dataset module.

@@ -18,12 +18,7 @@ import numpy as np
 from recbole.utils import set_color
 from recbole.utils.enum_type import FeatureType
 
-
-def split_like(column, flat):
-    """``flat`` (the concatenated cells of ``column``) split back into one array per
-    cell, each as long as its cell."""
-    lengths = column.map(len).to_numpy()
-    return np.split(flat, np.cumsum(lengths)[:-1])
+from recbole_anchor.compat.pandas3_features import split_like
 
 
 def _normalize(self):
