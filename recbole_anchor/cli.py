@@ -40,7 +40,8 @@ def build_parser():
         "--output_dir", default=None, help="comparison mode: folder of the tables (results/<dataset>/)"
     )
     parser.add_argument(
-        "--baseline", default=None, help="comparison mode: reference model (default: the second)"
+        "--baseline", default=None, help="comparison mode: reference model(s) of the paired tests, e.g. "
+        "'AnchorMultVAE[anchor_weight=0],RecVAE' (default: the second model)"
     )
     parser.add_argument(
         "--tune", default=None, metavar="N",

@@ -118,6 +118,26 @@ def test_a_failing_model_is_reported_and_the_others_run(tmp_path, monkeypatch, n
     assert "| BPR | failed |" in markdown
 
 
+def test_each_baseline_gets_its_own_paired_table(tmp_path, monkeypatch, no_config_check):
+    """``--baseline="B,D"``: every other model against B, then against D, each table
+    the same numbers as a comparison with that baseline alone."""
+    from recbole_anchor.errors import RecBoleAnchorError
+
+    monkeypatch.setattr(runner, "run_one", _fake_run([]))
+    models = ["A", "B", "C", "D"]
+    both = open(runner.run_comparison(models, [1, 2], "toy", output_dir=str(tmp_path),
+                                      baseline="B,D", log=lambda m: None)["md"]).read()
+    alone = {b: open(runner.run_comparison(models, [1, 2], "toy", output_dir=str(tmp_path),
+                                           baseline=b, log=lambda m: None)["md"]).read()
+             for b in "BD"}
+    sections = {b: text.split(f"Against {b}:")[1].split("\n\n")[1] for b, text in alone.items()}
+    assert both.index(sections["B"]) < both.index(sections["D"])
+    assert "| B |" in sections["D"] and "| D |" in sections["B"] and "| B |" not in sections["B"]
+    with pytest.raises(RecBoleAnchorError, match="baseline 'E' is not among"):
+        runner.run_comparison(models, [1], "toy", output_dir=str(tmp_path), baseline="B,E",
+                              log=lambda m: None)
+
+
 def test_command_line_comparison_writes_all_tables(workdir):
     """The issue's check, smaller; run twice into two folders, the same seeds give the
     same numbers (CPU reproducibility of the comparison mode)."""

@@ -3,8 +3,9 @@
 - ``comparison.csv``: one row per model, seed and metric (failed runs: empty value,
   status ``failed`` and the reason);
 - ``comparison.md``: mean +- std over seeds per model and metric, best mean in bold,
-  then each model against the baseline: relative change of the mean and the p-value
-  of a paired Wilcoxon signed-rank test over test users, pooled over seeds;
+  then, for each baseline, every other model against it: relative change of the mean
+  and the p-value of a paired Wilcoxon signed-rank test over test users, pooled over
+  seeds;
 - ``comparison.tex``: the mean +- std table for papers (booktabs);
 - ``comparison.png``: each metric per model, bars at the mean with std error bars;
 - ``hyperparameters.csv``: per model, each tuned parameter's chosen value and default,
@@ -148,8 +149,28 @@ def write_hyperparameters_csv(path, models, tuning):
                                 + common + [""])
 
 
-def markdown(records, models, metrics, baseline, title, group_rows=None, tuning=None):
-    """The comparison as Markdown (see the module docstring)."""
+def significance_lines(records, models, metrics, baseline):
+    """Markdown of every model against ``baseline`` (none when nothing pairs)."""
+    tests = significance(records, models, metrics, baseline)
+    if not tests:
+        return []
+    lines = ["", f"Against {baseline}: relative change of the mean, and the p-value of a "
+             "paired Wilcoxon signed-rank test over test users pooled over seeds.", ""]
+    lines.append("| model | " + " | ".join(metrics) + " |")
+    lines.append("|---|" + "---|" * len(metrics))
+    for model, by_metric in tests.items():
+        cells = [
+            f"{by_metric[m][0]:+.1f}% ({_p_text(by_metric[m][1])})" if m in by_metric else "–"
+            for m in metrics
+        ]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(records, models, metrics, baselines, title, group_rows=None, tuning=None):
+    """The comparison as Markdown (see the module docstring); ``baselines``: a model or
+    a list of models, one significance table each."""
+    baselines = [baselines] if isinstance(baselines, str) else list(baselines)
     table = summarize(records, models, metrics)
     seeds = sorted({r["seed"] for r in records})
     lines = [f"# {title}", "", f"Test results, mean ± std over seeds {seeds}.", ""]
@@ -168,18 +189,8 @@ def markdown(records, models, metrics, baseline, title, group_rows=None, tuning=
             cells.append(_cell(stats, model == _best(table, metric)) if stats else "failed")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
 
-    tests = significance(records, models, metrics, baseline)
-    if tests:
-        lines += ["", f"Against {baseline}: relative change of the mean, and the p-value of a "
-                  "paired Wilcoxon signed-rank test over test users pooled over seeds.", ""]
-        lines.append("| model | " + " | ".join(metrics) + " |")
-        lines.append("|---|" + "---|" * len(metrics))
-        for model, by_metric in tests.items():
-            cells = [
-                f"{by_metric[m][0]:+.1f}% ({_p_text(by_metric[m][1])})" if m in by_metric else "–"
-                for m in metrics
-            ]
-            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    for baseline in baselines:
+        lines += significance_lines(records, models, metrics, baseline)
     lines += [""] + hyperparameter_lines(models, tuning)
     if group_rows:
         lines += ["", group_rows]
@@ -241,7 +252,7 @@ def plot(path, records, models, metrics, title):
     plt.close(figure)
 
 
-def write_report(output_dir, records, models, metrics, baseline, title, group_rows=None,
+def write_report(output_dir, records, models, metrics, baselines, title, group_rows=None,
                  tuning=None):
     """Write comparison.csv, .md, .tex and .png (and with ``tuning``
     hyperparameters.csv) into ``output_dir``; return their paths."""
@@ -251,7 +262,7 @@ def write_report(output_dir, records, models, metrics, baseline, title, group_ro
         paths["hyperparameters"] = os.path.join(output_dir, "hyperparameters.csv")
         write_hyperparameters_csv(paths["hyperparameters"], models, tuning)
     with open(paths["md"], "w", encoding="utf-8") as handle:
-        handle.write(markdown(records, models, metrics, baseline, title, group_rows, tuning))
+        handle.write(markdown(records, models, metrics, baselines, title, group_rows, tuning))
     with open(paths["tex"], "w", encoding="utf-8") as handle:
         handle.write(latex(records, models, metrics, title))
     plot(paths["png"], records, models, metrics, title)

@@ -13,7 +13,7 @@ from logging import getLogger
 
 from recbole_anchor.comparison.records import RecordStore
 from recbole_anchor.comparison.report import write_report
-from recbole_anchor.command_line import drop_overrides, parse_variant
+from recbole_anchor.command_line import drop_overrides, parse_variant, split_models
 from recbole_anchor.errors import RecBoleAnchorError
 
 
@@ -113,6 +113,20 @@ def check_shared_config(models, dataset, config_file_list, config_dict, cmd_args
         raise errors[0]
 
 
+def baseline_list(baseline, models):
+    """The baselines of a comparison: ``baseline`` (a spec, ``"A,B"`` or a list) or by
+    default the second model (the first when there is one); each must be a model."""
+    if baseline is None:
+        return [models[1] if len(models) > 1 else models[0]]
+    baselines = split_models(baseline) if isinstance(baseline, str) else list(baseline)
+    for name in baselines:
+        if name not in models:
+            raise RecBoleAnchorError(
+                f"baseline '{name}' is not among the models {models}; pick one with --baseline"
+            )
+    return baselines
+
+
 def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
                    config_file_list=None, config_dict=None, cmd_args=None, log=print,
                    tune=None, storage=None):
@@ -121,7 +135,9 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
     ``output_dir``.
 
     ``baseline`` (default: the second model, else the first) is the reference of the
-    paired significance tests. ``tune`` (trials per model; default: the ``tune:``
+    paired significance tests: a model spec, or several (a list, or one string
+    ``"A,B"``), each with its own table (e.g. AnchorMultVAE against its
+    ``[anchor_weight=0]`` variant and AnchorRecVAE against RecVAE in one comparison). ``tune`` (trials per model; default: the ``tune:``
     block of the configuration, else none) tunes every model on the first seed's
     validation users before the seeds (:mod:`recbole_anchor.comparison.tuning`), its
     studies in ``storage`` (a database URL or journal file shared by many machines;
@@ -131,11 +147,7 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
     from recbole_anchor.comparison.tuning import tune_models, tune_settings
 
     output_dir = output_dir or default_output_dir(dataset)
-    baseline = baseline or (models[1] if len(models) > 1 else models[0])
-    if baseline not in models:
-        raise RecBoleAnchorError(
-            f"baseline '{baseline}' is not among the models {models}; pick one with --baseline"
-        )
+    baselines = baseline_list(baseline, models)
     check_shared_config(models, dataset, config_file_list, config_dict, cmd_args)
     settings = tune_settings(config_file_list, config_dict, tune, storage)
     tuning = None
@@ -163,5 +175,5 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
     for record in records:
         metrics += [m for m in record.get("test", {}) if m not in metrics]
     title = f"{dataset}: {', '.join(models)}"
-    return write_report(output_dir, records, models, metrics, baseline, title,
+    return write_report(output_dir, records, models, metrics, baselines, title,
                         activity_rows(records, models, metrics), tuning)
