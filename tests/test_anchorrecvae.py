@@ -47,12 +47,13 @@ def overridden(config, **values):
 
 
 def _models(config, train_data, anchor_weight, noise_std=0.01):
-    """RecBole's RecVAE and an AnchorRecVAE built from the same seed (by default with
-    RecBole's reparameterization noise, ``noise_std`` 0.01)."""
+    """RecBole's RecVAE and an AnchorRecVAE on RecBole's dense rows built from the same
+    seed (by default with RecBole's reparameterization noise, ``noise_std`` 0.01)."""
     torch.manual_seed(0)
     recvae = RecVAE(config, train_data._dataset)
     torch.manual_seed(0)
-    with overridden(config, anchor_weight=anchor_weight, noise_std=noise_std):
+    with overridden(config, anchor_weight=anchor_weight, noise_std=noise_std,
+                    sparse_input=False):
         anchored = AnchorRecVAE(config, train_data._dataset)
     return recvae, anchored
 
@@ -103,6 +104,38 @@ def test_anchor_weight_zero_is_exactly_recvae(ml100k):
         assert torch.equal(_loss(anchored, batch, encoder_flag), expected)
     recvae.eval(), anchored.eval()
     assert torch.equal(anchored.full_sort_predict(batch), recvae.full_sort_predict(batch))
+
+
+def test_sparse_rows_compute_what_recboles_dense_rows_compute(ml100k):
+    """``sparse_input: True`` (the default): the same weights give RecBole's dense-row
+    losses (both phases, anchor term included), gradients and full-ranking scores up to
+    float rounding. Without dropout and noise the two paths draw nothing random."""
+    config, train_data = ml100k
+    assert config["sparse_input"] is True
+    models = {}
+    for sparse in (True, False):
+        torch.manual_seed(0)
+        with overridden(config, sparse_input=sparse, dropout_prob=0.0, noise_std=0.0,
+                        anchor_weight=0.5):
+            models[sparse] = AnchorRecVAE(config, train_data._dataset)
+    for model in models.values():
+        model.update_prior()  # the old encoder = the current one, as after an epoch
+    batch = _batch(config)
+    for encoder_flag in (True, False):
+        losses, grads = {}, {}
+        for sparse, model in models.items():
+            model.zero_grad(set_to_none=True)
+            losses[sparse] = _loss(model, batch, encoder_flag)
+            losses[sparse].backward()
+            grads[sparse] = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+        assert losses[True].item() == pytest.approx(losses[False].item(), rel=1e-5)
+        assert grads[True].keys() == grads[False].keys() and grads[True]
+        for name, grad in grads[False].items():
+            assert torch.allclose(grads[True][name], grad, rtol=1e-4, atol=1e-6), name
+    for model in models.values():
+        model.eval()
+    assert torch.allclose(models[True].full_sort_predict(batch),
+                          models[False].full_sort_predict(batch), rtol=1e-4, atol=1e-5)
 
 
 def test_encoder_phase_adds_the_weighted_anchor_loss(ml100k):

@@ -82,3 +82,32 @@ class SparseRows(NamedTuple):
     def gather(self, dense):
         """The entries of ``dense`` (B x n_items) at the nonzeros, (nnz,)."""
         return dense[self.user, self.items]
+
+
+def register_user_rows(module, dataset):
+    """Keep ``dataset``'s training interactions on ``module`` as CSR buffers
+    ``_row_ptr`` (n_users + 1,) and ``_row_items`` (nnz,), moved with the module to its
+    device, not saved with its weights; :func:`user_rows` reads them."""
+    matrix = dataset.inter_matrix(form="csr").astype("float32")
+    matrix.sum_duplicates()
+    module.register_buffer(
+        "_row_ptr", torch.from_numpy(matrix.indptr.astype("int64")), persistent=False
+    )
+    module.register_buffer(
+        "_row_items", torch.from_numpy(matrix.indices.astype("int64")), persistent=False
+    )
+
+
+def user_rows(module, user):
+    """The binary training rows of users ``user`` (B,) kept by
+    :func:`register_user_rows`, as :class:`SparseRows`."""
+    return SparseRows.from_csr(module._row_ptr, module._row_items, user, module.n_items)
+
+
+def item_major(layer):
+    r"""Store a first layer's weight :math:`W_1` (hidden x n_items) item by item (its
+    transpose contiguous): same values, same shape and state-dict entry, but the rows
+    of :math:`W_1^\top` a sparse input reads lie together in memory."""
+    weight = layer.weight
+    layer.weight = torch.nn.Parameter(weight.detach().t().contiguous().t(),
+                                      requires_grad=weight.requires_grad)

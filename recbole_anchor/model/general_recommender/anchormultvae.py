@@ -49,7 +49,7 @@ from recbole_anchor.config_checks import (
     fail,
     is_int,
 )
-from recbole_anchor.model.sparse_rows import SparseRows
+from recbole_anchor.model.sparse_rows import SparseRows, item_major, register_user_rows, user_rows
 
 
 def _mlp(dims):
@@ -77,7 +77,7 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         self.total_anneal_steps = int(config["total_anneal_steps"])
         self.sparse_input = config["sparse_input"] is not False
 
-        self._register_user_rows(dataset)
+        register_user_rows(self, dataset)
         # Training steps taken; drives the beta and anchor-weight schedules and is
         # saved with the weights so a resumed run continues both schedules.
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -87,7 +87,7 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         self.encoder = _mlp([self.n_items] + self.hidden_dims + [2 * self.latent_dim])
         self.decoder = _mlp([self.latent_dim] + self.hidden_dims[::-1] + [self.n_items])
         self.apply(xavier_normal_initialization)
-        self._item_major(self.encoder[0])
+        item_major(self.encoder[0])
         # Created last, from its own generator: the encoder and decoder start the
         # same whatever the anchor settings.
         self.build_anchors(config, self.latent_dim)
@@ -106,35 +106,17 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         check_int_at_least(config, 0, "total_anneal_steps")
         AnchorRegularized.check_anchor_config(config)
 
-    @staticmethod
-    def _item_major(layer):
-        r"""Store the first layer's weight :math:`W_1` (hidden x n_items) item by item
-        (its transpose contiguous): same values, same shape and state-dict entry, but
-        the rows of :math:`W_1^\top` a sparse input reads lie together in memory."""
-        layer.weight = nn.Parameter(layer.weight.detach().t().contiguous().t())
-
     # ----------------------------------------------------------------- user rows
-    def _register_user_rows(self, dataset):
-        """Keep the training interactions as CSR (indptr, indices) on the device."""
-        matrix = dataset.inter_matrix(form="csr").astype("float32")
-        matrix.sum_duplicates()
-        self.register_buffer(
-            "_row_ptr", torch.from_numpy(matrix.indptr.astype("int64")), persistent=False
-        )
-        self.register_buffer(
-            "_row_items", torch.from_numpy(matrix.indices.astype("int64")), persistent=False
-        )
-
     def get_rating_matrix(self, user):
         r"""Binary rows :math:`x_u` (B x n_items) of the users ``user`` (B,), built
         from the CSR interaction matrix with one scatter, no loop over users."""
-        return SparseRows.from_csr(self._row_ptr, self._row_items, user, self.n_items).to_dense()
+        return user_rows(self, user).to_dense()
 
     def user_rows(self, user):
         """The binary rows of ``user`` (B,) as the model reads them: sparse
         (:class:`SparseRows`) with ``sparse_input``, else dense (B x n_items)."""
         if self.sparse_input:
-            return SparseRows.from_csr(self._row_ptr, self._row_items, user, self.n_items)
+            return user_rows(self, user)
         return self.get_rating_matrix(user)
 
     # ------------------------------------------------------------------- the VAE

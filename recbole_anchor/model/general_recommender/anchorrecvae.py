@@ -35,9 +35,22 @@ The anchor term is applied in
 the encoder phase only; :math:`t` counts encoder-phase training steps. With
 ``anchor_weight: 0`` the model is exactly RecVAE. Inference is RecVAE's:
 :math:`g_\theta(\mu(x))`, no anchors.
+
+With ``sparse_input: True`` (the default) a batch's rows stay sparse
+(:class:`~recbole_anchor.model.sparse_rows.SparseRows`), as in AnchorMultVAE: the first
+layer of the encoder and of the prior's old encoder is :math:`\tilde x W_1^\top`
+summed over each user's items only (dropout acts on the nonzeros of
+:math:`x/\lVert x\rVert`; zeros stay zero under dropout), and
+:math:`\sum_i x_i \log\operatorname{softmax}_i` and :math:`\lVert x\rVert_1` read
+those items only. ``sparse_input: False`` runs RecBole's RecVAE code on dense
+B x n_items rows; both give the same losses and scores up to float rounding (with the
+same dropout mask: the two paths draw it from the random stream differently).
 """
+import math
+
 import torch
-from recbole.model.general_recommender.recvae import RecVAE
+import torch.nn.functional as F
+from recbole.model.general_recommender.recvae import RecVAE, log_norm_pdf, swish
 
 from recbole_anchor.model.anchor import AnchorRegularized
 from recbole_anchor.config_checks import (
@@ -47,7 +60,7 @@ from recbole_anchor.config_checks import (
     fail,
     is_number,
 )
-from recbole_anchor.model.sparse_rows import SparseRows
+from recbole_anchor.model.sparse_rows import SparseRows, item_major, register_user_rows, user_rows
 
 
 class AnchorRecVAE(RecVAE, AnchorRegularized):
@@ -63,6 +76,11 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         # Created after RecVAE's initialisation, from its own generator.
         self.build_anchors(config, self.latent_dim)
         self.noise_std = float(config["noise_std"])
+        self.sparse_input = config["sparse_input"] is not False
+        if self.sparse_input:
+            register_user_rows(self, dataset)
+            item_major(self.encoder.fc1)
+            item_major(self.prior.encoder_old.fc1)
         self._posterior = None
 
     @staticmethod
@@ -72,6 +90,8 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         check_int_at_least(config, 1, "n_enc_epochs", "n_dec_epochs")
         check_dropout(config)
         check_nonnegative(config, "beta", "gamma", "noise_std")
+        if config["sparse_input"] not in (None, True, False):
+            fail(config, "sparse_input", "True or False")
         weights = config["mixture_weights"]
         if (
             not isinstance(weights, (list, tuple))
@@ -97,18 +117,79 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         epsilon = torch.zeros_like(std).normal_(mean=0, std=self.noise_std)
         return mu + epsilon * std
 
+    def user_rows(self, user):
+        """The binary rows of ``user`` (B,) as the model reads them: sparse
+        (:class:`SparseRows`) with ``sparse_input``, else RecBole's dense rows."""
+        if self.sparse_input:
+            return user_rows(self, user)
+        return self.get_rating_matrix(user)
+
+    @staticmethod
+    def encoder_posterior(encoder, rows, dropout_prob):
+        r"""(:math:`\mu`, :math:`\log\sigma^2`) of RecBole's RecVAE ``encoder`` (the
+        current one or the prior's old one) for dense rows or :class:`SparseRows`:
+        :math:`h_1 = \operatorname{LN}_1(\operatorname{swish}(W_1 \tilde x + b_1))`,
+        :math:`h_k = \operatorname{LN}_k(\operatorname{swish}(W_k h_{k-1} + \sum_{j<k} h_j))`
+        for k = 2..5, with :math:`\tilde x = \operatorname{dropout}(x/\lVert x\rVert)`
+        (dropout in training mode only, as RecBole's encoder does)."""
+        if not isinstance(rows, SparseRows):
+            return encoder(rows, dropout_prob=dropout_prob)
+        values = F.dropout(rows.l2_normalized_values(), dropout_prob, training=encoder.training)
+        h = encoder.ln1(swish(rows.times(encoder.fc1.weight.t(), values) + encoder.fc1.bias))
+        total = h
+        for fc, ln in ((encoder.fc2, encoder.ln2), (encoder.fc3, encoder.ln3),
+                       (encoder.fc4, encoder.ln4), (encoder.fc5, encoder.ln5)):
+            h = ln(swish(fc(h) + total))
+            total = total + h
+        return encoder.fc_mu(h), encoder.fc_logvar(h)
+
     def forward(self, rating_matrix, dropout_prob):
-        """RecVAE's forward; it also keeps the rows and the posterior (mu, logvar)
-        of the call for :meth:`calculate_loss` to add the anchor term."""
-        x_pred, mu, logvar, z = super().forward(rating_matrix, dropout_prob)
+        """RecVAE's forward for dense rows or :class:`SparseRows`; it also keeps the
+        rows and the posterior (mu, logvar) of the call for :meth:`calculate_loss` to
+        add the anchor term."""
+        mu, logvar = self.encoder_posterior(self.encoder, rating_matrix, dropout_prob)
+        z = self.reparameterize(mu, logvar)
         self._posterior = (rating_matrix, mu, logvar)
-        return x_pred, mu, logvar, z
+        return self.decoder(z), mu, logvar, z
+
+    def log_prior(self, rows, z):
+        r""":math:`\log p(z \mid \phi_{old}, x)` per latent dimension (B x d): the
+        composite prior of RecBole's ``CompositePrior`` (standard normal, the old
+        encoder's posterior of ``rows``, a normal of log-variance 10, mixed by
+        ``mixture_weights``), for dense rows or :class:`SparseRows`."""
+        if not isinstance(rows, SparseRows):
+            return self.prior(rows, z)
+        prior = self.prior
+        post_mu, post_logvar = self.encoder_posterior(prior.encoder_old, rows, 0)
+        parts = [log_norm_pdf(z, prior.mu_prior, prior.logvar_prior),
+                 log_norm_pdf(z, post_mu, post_logvar),
+                 log_norm_pdf(z, prior.mu_prior, prior.logvar_uniform_prior)]
+        parts = [part + math.log(w) for part, w in zip(parts, prior.mixture_weights)]
+        return torch.logsumexp(torch.stack(parts, dim=-1), dim=-1)
+
+    def negative_elbo(self, rows, encoder_flag):
+        r"""RecVAE's loss on :class:`SparseRows`, as RecBole's ``calculate_loss`` computes
+        it on dense rows: :math:`-\tfrac1B\sum_u\big(\sum_{i \in S_u}
+        \log\operatorname{softmax}(g_\theta(z_u))_i - \beta(x_u)\sum_j(\log q(z_{uj}
+        \mid x_u) - \log p(z_{uj} \mid \phi_{old}, x_u))\big)`, input dropout in the
+        encoder phase only."""
+        dropout_prob = self.dropout_prob if encoder_flag else 0
+        logits, mu, logvar, z = self.forward(rows, dropout_prob)
+        kl_weight = self.gamma * rows.counts if self.gamma else self.beta
+        mll = rows.gather(F.log_softmax(logits, dim=-1)).sum() / rows.n_rows
+        kld = ((log_norm_pdf(z, mu, logvar) - self.log_prior(rows, z)).sum(dim=-1)
+               .mul(kl_weight).mean())
+        return -(mll - kld)
 
     def calculate_loss(self, interaction, encoder_flag):
         r"""RecVAE's negative ELBO, plus :math:`\lambda_A(t) L_A` in the encoder phase
         (``encoder_flag``), where each training call advances the step by one.
         A scalar, as RecBole's RecVAETrainer expects."""
-        negative_elbo = super().calculate_loss(interaction, encoder_flag)
+        if self.sparse_input:
+            negative_elbo = self.negative_elbo(
+                self.user_rows(interaction[self.USER_ID]), encoder_flag)
+        else:
+            negative_elbo = super().calculate_loss(interaction, encoder_flag)
         rows, mu, logvar = self._posterior
         self._posterior = None
         if not encoder_flag:
@@ -116,9 +197,16 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         step = int(self.step)
         if self.training:
             self.step += 1
-        if self.anchor_weight > 0:  # RecVAE's rows are dense; L_A reads their nonzeros
-            rows = SparseRows.from_dense(rows)
+        if self.anchor_weight > 0 and not isinstance(rows, SparseRows):
+            rows = SparseRows.from_dense(rows)  # L_A reads the rows' nonzeros
         return negative_elbo + self.anchor_loss(rows, mu, logvar, step)
+
+    def full_sort_predict(self, interaction):
+        r"""Scores :math:`g_\theta(\mu(x_u))` of all items for each user, flattened
+        (RecBole's RecVAE ranking, on the rows the model reads)."""
+        rows = self.user_rows(interaction[self.USER_ID])
+        mu, _ = self.encoder_posterior(self.encoder, rows, self.dropout_prob)
+        return self.decoder(mu).view(-1)
 
     def encoder_parameters(self):
         """What the encoder phase updates: the encoder and the anchors."""
