@@ -115,7 +115,7 @@ def check_shared_config(models, dataset, config_file_list, config_dict, cmd_args
 
 def baseline_list(baseline, models):
     """The baselines of a comparison: ``baseline`` (a spec, ``"A,B"`` or a list) or by
-    default the second model (the first when there is one); each must be a model."""
+    default the second model (the first when it is the only one); each must be a model."""
     if baseline is None:
         return [models[1] if len(models) > 1 else models[0]]
     baselines = split_models(baseline) if isinstance(baseline, str) else list(baseline)
