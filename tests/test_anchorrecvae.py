@@ -106,6 +106,19 @@ def test_anchor_weight_zero_is_exactly_recvae(ml100k):
     assert torch.equal(anchored.full_sort_predict(batch), recvae.full_sort_predict(batch))
 
 
+def test_rows_are_kept_once_as_csr_and_equal_recboles_rows(ml100k):
+    """Both ``sparse_input`` settings keep the training rows as CSR buffers only, not
+    RecBole's padded history matrix besides, and densify RecBole's rows from them."""
+    config, train_data = ml100k
+    recvae, dense = _models(config, train_data, anchor_weight=0.5)
+    sparse = AnchorRecVAE(config, train_data._dataset)
+    users = torch.tensor([1, 5, 17, 300, train_data._dataset.user_num - 1])
+    for model in (dense, sparse):
+        assert not hasattr(model, "history_item_id")
+        assert torch.equal(model.get_rating_matrix(users), recvae.get_rating_matrix(users))
+    assert torch.equal(sparse.user_rows(users).to_dense(), recvae.get_rating_matrix(users))
+
+
 def test_sparse_rows_compute_what_recboles_dense_rows_compute(ml100k):
     """``sparse_input: True`` (the default): the same weights give RecBole's dense-row
     losses (both phases, anchor term included), gradients and full-ranking scores up to

@@ -21,23 +21,10 @@ from recbole.model.general_recommender import (
 
 from recbole_anchor.errors import UnsupportedModelError
 from recbole_anchor.model.general_recommender.anchormultvae import AnchorMultVAE
-from recbole_anchor.model.general_recommender.anchorrecvae import AnchorRecVAE
-from recbole_anchor.model.sparse_rows import register_user_rows
-
-
-def _user_rows(model, dataset):
-    register_user_rows(model, dataset)
 
 
 def _history_rows(model, dataset):
     model.build_histroy_items(dataset)
-
-
-def _history_and_user_rows(model, dataset):
-    """AnchorRecVAE reads sparse rows in training and ranking, RecVAE's dense history
-    rows in ``predict``."""
-    _history_rows(model, dataset)
-    _user_rows(model, dataset)
 
 
 def _ease_rows(model, dataset):
@@ -57,8 +44,7 @@ def _no_user_rows(model, dataset):
 
 #: Model class -> how it reads a user's items; looked up along the model's MRO.
 FOLD_IN = {
-    AnchorMultVAE: _user_rows,
-    AnchorRecVAE: _history_and_user_rows,
+    AnchorMultVAE: _history_rows,
     MultiVAE: _history_rows,
     MultiDAE: _history_rows,
     RecVAE: _history_rows,

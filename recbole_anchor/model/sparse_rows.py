@@ -13,6 +13,9 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from recbole.model.abstract_recommender import AutoEncoderMixin
+
+from recbole_anchor.config_checks import fail
 
 
 class SparseRows(NamedTuple):
@@ -111,3 +114,49 @@ def item_major(layer):
     weight = layer.weight
     layer.weight = torch.nn.Parameter(weight.detach().t().contiguous().t(),
                                       requires_grad=weight.requires_grad)
+
+
+class SparseInput(AutoEncoderMixin):
+    r"""The ``sparse_input`` key of an autoencoder recommender that reads each user's
+    binary training row :math:`x_u`.
+
+    A model's training rows are kept once, as CSR buffers (:func:`register_user_rows`),
+    through RecBole's own hook ``build_histroy_items``, which RecBole's models and
+    fold-in call: RecBole's padded ``n_users x max|S_u|`` history matrix (at ML-20M's
+    shape larger than the interactions themselves) is never built.
+    :meth:`get_rating_matrix` densifies the rows of a batch from them, so RecBole code
+    that reads dense rows (RecVAE's loss and ``predict``, the diagnostics) reads the
+    same rows. With ``sparse_input: True`` :meth:`user_rows` hands the model the rows
+    as :class:`SparseRows` and its first layers are stored item-major
+    (:func:`item_major`); with ``False``, dense rows.
+    """
+
+    def init_sparse_input(self, config, first_layers):
+        """Read ``sparse_input`` (default True); store ``first_layers``, the layers
+        that read :math:`x_u`, item-major when it is on."""
+        self.sparse_input = config["sparse_input"] is not False
+        if self.sparse_input:
+            for layer in first_layers:
+                item_major(layer)
+
+    @staticmethod
+    def check_sparse_input(config):
+        """Raise InvalidConfigError unless ``sparse_input`` is True, False or unset."""
+        if config["sparse_input"] not in (None, True, False):
+            fail(config, "sparse_input", "True or False")
+
+    def build_histroy_items(self, dataset):  # RecBole's spelling of the hook
+        """Keep ``dataset``'s training rows as CSR buffers (:func:`register_user_rows`)."""
+        register_user_rows(self, dataset)
+
+    def get_rating_matrix(self, user):
+        r"""Binary rows :math:`x_u` (B x n_items) of the users ``user`` (B,), built
+        from the CSR buffers with one scatter, no loop over users."""
+        return user_rows(self, user).to_dense()
+
+    def user_rows(self, user):
+        """The binary rows of ``user`` (B,) as the model reads them: sparse
+        (:class:`SparseRows`) with ``sparse_input``, else dense (B x n_items)."""
+        if self.sparse_input:
+            return user_rows(self, user)
+        return self.get_rating_matrix(user)

@@ -37,7 +37,7 @@ from the random stream differently).
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from recbole.model.abstract_recommender import AutoEncoderMixin, GeneralRecommender
+from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.model.init import xavier_normal_initialization
 from recbole.utils import InputType
 
@@ -49,7 +49,7 @@ from recbole_anchor.config_checks import (
     fail,
     is_int,
 )
-from recbole_anchor.model.sparse_rows import SparseRows, item_major, register_user_rows, user_rows
+from recbole_anchor.model.sparse_rows import SparseInput, SparseRows
 
 
 def _mlp(dims):
@@ -62,7 +62,7 @@ def _mlp(dims):
     return nn.Sequential(*layers)
 
 
-class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
+class AnchorMultVAE(GeneralRecommender, SparseInput, AnchorRegularized):
     r"""Mult-VAE with input masking, annealed :math:`\beta`-KL and learnable item
     anchors (PIA). Trained with RecBole's per-user loader, one row per user."""
 
@@ -75,9 +75,8 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         self.dropout_prob = float(config["dropout_prob"])
         self.anneal_cap = float(config["anneal_cap"])
         self.total_anneal_steps = int(config["total_anneal_steps"])
-        self.sparse_input = config["sparse_input"] is not False
 
-        register_user_rows(self, dataset)
+        self.build_histroy_items(dataset)
         # Training steps taken; drives the beta and anchor-weight schedules and is
         # saved with the weights so a resumed run continues both schedules.
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -87,7 +86,7 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         self.encoder = _mlp([self.n_items] + self.hidden_dims + [2 * self.latent_dim])
         self.decoder = _mlp([self.latent_dim] + self.hidden_dims[::-1] + [self.n_items])
         self.apply(xavier_normal_initialization)
-        item_major(self.encoder[0])
+        self.init_sparse_input(config, [self.encoder[0]])
         # Created last, from its own generator: the encoder and decoder start the
         # same whatever the anchor settings.
         self.build_anchors(config, self.latent_dim)
@@ -101,23 +100,9 @@ class AnchorMultVAE(GeneralRecommender, AutoEncoderMixin, AnchorRegularized):
         check_int_at_least(config, 1, "latent_dimension")
         check_dropout(config)
         check_nonnegative(config, "anneal_cap")
-        if config["sparse_input"] not in (None, True, False):
-            fail(config, "sparse_input", "True or False")
+        SparseInput.check_sparse_input(config)
         check_int_at_least(config, 0, "total_anneal_steps")
         AnchorRegularized.check_anchor_config(config)
-
-    # ----------------------------------------------------------------- user rows
-    def get_rating_matrix(self, user):
-        r"""Binary rows :math:`x_u` (B x n_items) of the users ``user`` (B,), built
-        from the CSR interaction matrix with one scatter, no loop over users."""
-        return user_rows(self, user).to_dense()
-
-    def user_rows(self, user):
-        """The binary rows of ``user`` (B,) as the model reads them: sparse
-        (:class:`SparseRows`) with ``sparse_input``, else dense (B x n_items)."""
-        if self.sparse_input:
-            return user_rows(self, user)
-        return self.get_rating_matrix(user)
 
     # ------------------------------------------------------------------- the VAE
     def encode(self, rows, mask=None):

@@ -60,10 +60,10 @@ from recbole_anchor.config_checks import (
     fail,
     is_number,
 )
-from recbole_anchor.model.sparse_rows import SparseRows, item_major, register_user_rows, user_rows
+from recbole_anchor.model.sparse_rows import SparseInput, SparseRows
 
 
-class AnchorRecVAE(RecVAE, AnchorRegularized):
+class AnchorRecVAE(RecVAE, SparseInput, AnchorRegularized):
     r"""RecVAE (composite prior, :math:`\gamma`-scaled :math:`\beta`, alternating
     encoder/decoder updates) with learnable item anchors (PIA) on the encoder's
     posterior. Trained with RecBole's per-user loader, one row per user."""
@@ -76,11 +76,7 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         # Created after RecVAE's initialisation, from its own generator.
         self.build_anchors(config, self.latent_dim)
         self.noise_std = float(config["noise_std"])
-        self.sparse_input = config["sparse_input"] is not False
-        if self.sparse_input:
-            register_user_rows(self, dataset)
-            item_major(self.encoder.fc1)
-            item_major(self.prior.encoder_old.fc1)
+        self.init_sparse_input(config, [self.encoder.fc1, self.prior.encoder_old.fc1])
         self._posterior = None
 
     @staticmethod
@@ -90,8 +86,7 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         check_int_at_least(config, 1, "n_enc_epochs", "n_dec_epochs")
         check_dropout(config)
         check_nonnegative(config, "beta", "gamma", "noise_std")
-        if config["sparse_input"] not in (None, True, False):
-            fail(config, "sparse_input", "True or False")
+        SparseInput.check_sparse_input(config)
         weights = config["mixture_weights"]
         if (
             not isinstance(weights, (list, tuple))
@@ -117,12 +112,12 @@ class AnchorRecVAE(RecVAE, AnchorRegularized):
         epsilon = torch.zeros_like(std).normal_(mean=0, std=self.noise_std)
         return mu + epsilon * std
 
-    def user_rows(self, user):
-        """The binary rows of ``user`` (B,) as the model reads them: sparse
-        (:class:`SparseRows`) with ``sparse_input``, else RecBole's dense rows."""
-        if self.sparse_input:
-            return user_rows(self, user)
-        return self.get_rating_matrix(user)
+    def build_histroy_items(self, dataset):  # RecBole's spelling of the hook
+        """The training rows as CSR buffers (:class:`SparseInput`), after the one
+        random draw RecBole's hook makes (its history matrix shuffles the interactions
+        with ``torch.randperm``): the same seed then gives RecVAE's initial weights."""
+        torch.randperm(len(dataset.inter_feat))
+        super().build_histroy_items(dataset)
 
     @staticmethod
     def encoder_posterior(encoder, rows, dropout_prob):
