@@ -14,6 +14,7 @@ import sys
 from recbole_anchor.command_line import parse_variant, split_models, split_overrides
 from recbole_anchor.errors import RecBoleAnchorError
 from recbole_anchor.evaluator.activity import format_activity_table
+from recbole_anchor.stop_signals import stop_on_signals
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -107,6 +108,11 @@ def format_result(title, result):
 
 
 def main(argv=None):
+    with stop_on_signals():  # kill and kill -INT stop it as Ctrl-C does
+        return _main(argv)
+
+
+def _main(argv):
     args, extra = build_parser().parse_known_args(argv)
     try:
         from recbole_anchor.quick_start import run_recbole_anchor

@@ -222,7 +222,7 @@ def test_grid_sampler_refuses_continuous_parameters_in_one_line(workdir, capsys)
 
 # --- real workers, real storages -----------------------------------------------------
 
-def start_worker(folder, storage, study_name, n_trials, *extra):
+def start_worker(folder, storage, study_name, n_trials, *extra, preexec_fn=None):
     (folder / "space.hyper").write_text(SPACE)
     command = [
         sys.executable, SCRIPT, "--tool=optuna", "--model=AnchorMultVAE", "--dataset=ml-100k",
@@ -233,7 +233,7 @@ def start_worker(folder, storage, study_name, n_trials, *extra):
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
     return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn)
 
 
 def finish(process, timeout=900):
@@ -265,6 +265,34 @@ def test_two_workers_started_at_once_share_one_study(tmp_path, kind):
         assert status == 0, output[-3000:]
         assert "4 trials so far" in output
         assert sorted(t.number for t in load(name, storage).trials) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["kill", "kill-INT"])
+def test_kill_stops_a_background_worker_as_ctrl_c_does(tmp_path, signum):
+    """``kill`` (SIGTERM) and ``kill -INT`` of a worker started as a shell's background
+    job (SIGINT ignored) record the running trial as interrupted and exit 130, as
+    Ctrl-C does: no trial is left RUNNING for a heartbeat to time out."""
+    storage, name = storage_url("sqlite", tmp_path), f"stop-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "space.hyper").write_text(SPACE)
+    worker = start_worker(tmp_path, storage, name, 10, "--epochs=200",
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    stopped, deadline = None, time.monotonic() + 600
+    while stopped is None and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.2)
+        try:
+            running = load(name, storage).get_trials(states=(TrialState.RUNNING,))
+        except KeyError:  # the study is not created yet
+            continue
+        if running and running[0].intermediate_values:  # between two epochs
+            worker.send_signal(signum)
+            stopped = running[0]
+    status, output = finish(worker)
+    assert stopped is not None, output[-3000:]
+    assert status == 130, output[-3000:]
+    assert "interrupted" in output
+    trial = load(name, storage).trials[stopped.number]
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "interrupted"
 
 
 @pytest.mark.parametrize("kind", storages())

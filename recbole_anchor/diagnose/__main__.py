@@ -14,6 +14,7 @@ import warnings
 from tqdm import tqdm
 
 from recbole_anchor.errors import CheckpointError, DiagnosticsError, RecBoleAnchorError
+from recbole_anchor.stop_signals import stop_on_signals
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -201,6 +202,11 @@ def _f(value, spec=".3f"):
 
 
 def main(argv=None):
+    with stop_on_signals():  # kill and kill -INT stop it as Ctrl-C does
+        return _main(argv)
+
+
+def _main(argv):
     args = build_parser().parse_args(argv)
     try:
         run(args)

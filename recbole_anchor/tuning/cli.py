@@ -22,6 +22,7 @@ import sys
 
 from recbole_anchor.command_line import cmd_values, split_overrides
 from recbole_anchor.errors import InvalidConfigError, RecBoleAnchorError
+from recbole_anchor.stop_signals import stop_on_signals
 from recbole_anchor.tuning.space import read_params_file
 from recbole_anchor.tuning.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
@@ -172,6 +173,11 @@ def refuse_ray():
 
 
 def main(argv=None):
+    with stop_on_signals():  # kill and kill -INT stop it as Ctrl-C does
+        return _main(argv)
+
+
+def _main(argv):
     args, extra = build_parser().parse_known_args(argv)
     try:
         tool = (args.tool or "optuna").lower()

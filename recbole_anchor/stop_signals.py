@@ -1,0 +1,36 @@
+"""How a command is stopped: Ctrl-C, ``kill`` (SIGTERM) and ``kill -INT`` end it alike.
+
+Every entry point handles ``KeyboardInterrupt``: the run in progress is recorded as
+interrupted (a tuning trial's ``fail_reason``; an interrupted trial does not use the
+budget), finished results stay, and the command exits with status 130. Two signals
+would otherwise skip that path: SIGTERM (``kill``, a scheduler's stop, ``timeout``)
+ends Python without unwinding, leaving a trial RUNNING until its heartbeat is stale,
+and a shell starts background jobs (``cmd &``) with SIGINT ignored, so ``kill -INT``
+does nothing. :func:`stop_on_signals` turns both into ``KeyboardInterrupt``.
+"""
+import contextlib
+import signal
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Within the block, SIGTERM and SIGINT raise ``KeyboardInterrupt`` in the main
+    thread; the previous handlers come back after it. Elsewhere than in the main
+    thread (where Python cannot set handlers) the block runs unchanged."""
+    try:
+        previous = {
+            signum: signal.signal(signum, handler)
+            for signum, handler in ((signal.SIGTERM, _interrupt),
+                                    (signal.SIGINT, signal.default_int_handler))
+        }
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
