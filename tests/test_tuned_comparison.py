@@ -249,8 +249,17 @@ def test_command_line_tuned_comparison_end_to_end(workdir, capsys):
             assert store.read(model, seed)["params"] == record["params"]
     hyper_rows = list(csv.DictReader(open(out / "hyperparameters.csv")))
     assert {r["model"] for r in hyper_rows} == set(records)
+    # Seed 1's run is the chosen trial's (same values, seed and split): not trained
+    # again, and what a fresh run of it gives.
+    printed = capsys.readouterr().out
+    assert printed.count("the same run as tuning trial") == 3
+    fresh = runner.run_one("AnchorMultVAE", "ml-100k", 1, None, {},
+                           ["--epochs=1", "--eval_batch_size=2000000", "--state=ERROR"],
+                           records["AnchorMultVAE"]["params"])
+    kept = store.read("AnchorMultVAE", 1)
+    for key in ("params", "valid", "test", "test_per_user"):
+        assert kept[key] == json.loads(json.dumps(fresh[key])), key
     before = (out / "comparison.csv").read_text()
-    capsys.readouterr()
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "running" not in printed and printed.count("tuned before") == 3

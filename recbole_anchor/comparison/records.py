@@ -21,6 +21,25 @@ def safe_name(model):
     return safe
 
 
+def run_record(model, dataset, seed, params, result, seconds):
+    """The record of a finished run of ``model`` (a spec) on ``seed`` with the
+    hyperparameters ``params``, from its
+    :func:`~recbole_anchor.quick_start.run_recbole_anchor` ``result``."""
+    return {
+        "model": model,
+        "dataset": dataset,
+        "seed": seed,
+        "params": dict(params),
+        "status": "ok",
+        "reason": "",
+        "seconds": round(seconds, 1),
+        "valid": result["best_valid_result"],
+        "test": result["test_result"],
+        "test_per_user": result.get("test_per_user", {}),
+        "activity": result.get("activity_result", {}),
+    }
+
+
 class RecordStore:
     """Records of a comparison, in ``<output_dir>/runs/<model>__seed<seed>.json``."""
 

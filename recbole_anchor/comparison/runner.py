@@ -11,7 +11,7 @@ import time
 import traceback
 from logging import getLogger
 
-from recbole_anchor.comparison.records import RecordStore
+from recbole_anchor.comparison.records import RecordStore, run_record
 from recbole_anchor.comparison.report import write_report
 from recbole_anchor.command_line import drop_overrides, parse_variant, split_models
 from recbole_anchor.errors import RecBoleAnchorError
@@ -45,19 +45,7 @@ def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args, param
         getLogger().error(traceback.format_exc())
         reason = (str(err).strip().splitlines() or [""])[0]
         return _failed(model, dataset, seed, f"{type(err).__name__}: {reason}", params)
-    return {
-        "model": model,
-        "dataset": dataset,
-        "seed": seed,
-        "params": params,
-        "status": "ok",
-        "reason": "",
-        "seconds": round(time.time() - started, 1),
-        "valid": result["best_valid_result"],
-        "test": result["test_result"],
-        "test_per_user": result.get("test_per_user", {}),
-        "activity": result.get("activity_result", {}),
-    }
+    return run_record(model, dataset, seed, params, result, time.time() - started)
 
 
 def _failed(model, dataset, seed, reason, params=None):
@@ -142,9 +130,11 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
     validation users before the seeds (:mod:`recbole_anchor.comparison.tuning`), its
     studies in ``storage`` (a database URL or journal file shared by many machines;
     default: files in ``output_dir/tuning``). A finished run whose record holds other
-    hyperparameters than the ones chosen now is run again. Returns the written paths.
+    hyperparameters than the ones chosen now is run again; the first seed's run with
+    the chosen values is the chosen trial's own run, whose record is used when this
+    machine ran it. Returns the written paths.
     """
-    from recbole_anchor.comparison.tuning import tune_models, tune_settings
+    from recbole_anchor.comparison.tuning import TuningStore, tune_models, tune_settings
 
     output_dir = output_dir or default_output_dir(dataset)
     baselines = baseline_list(baseline, models)
@@ -157,6 +147,7 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
         tuning = tune_models(models, dataset, seeds[0], settings, output_dir,
                              config_file_list, config_dict, cmd_args, log)
     store = RecordStore(output_dir)
+    tuning_runs = TuningStore(output_dir) if tuning else None
     for seed in seeds:
         for model in models:
             params = tuning[model]["params"] if tuning else {}
@@ -165,9 +156,14 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
                     log(f"[{model}, seed {seed}] done before, skipped")
                     continue
                 log(f"[{model}, seed {seed}] done before with other hyperparameters: run again")
-            log(f"[{model}, seed {seed}] running")
-            record = run_one(model, dataset, seed, config_file_list, config_dict, cmd_args,
-                             params)
+            record = tuning_runs.chosen_run(tuning[model], seed) if tuning else None
+            if record is not None:
+                log(f"[{model}, seed {seed}] the same run as tuning trial "
+                    f"{tuning[model]['best_trial']}: its record is used")
+            else:
+                log(f"[{model}, seed {seed}] running")
+                record = run_one(model, dataset, seed, config_file_list, config_dict,
+                                 cmd_args, params)
             store.write(record)
             log(f"[{model}, seed {seed}] {record['status']} {record.get('reason', '')}".rstrip())
     records = [store.read(model, seed) for seed in seeds for model in models]

@@ -21,6 +21,10 @@ Optuna study of ``N`` trials over the model's search space
   ``<output_dir>/tuning/<model>.db``) keeps every finished trial, so an interrupted
   search goes on where it stopped: an interrupted trial is run again, and a trial whose
   process was killed is retried once its heartbeat is stale.
+- Each completed trial's run is kept as a run record
+  (``<output_dir>/tuning/trial-runs/<model>__trial<N>.json``): the chosen trial trained the
+  first seed's split with the chosen values, so its record is the first seed's run and
+  the comparison does not train it again.
 """
 import json
 import math
@@ -28,7 +32,7 @@ import os
 import time
 import warnings
 
-from recbole_anchor.comparison.records import safe_name
+from recbole_anchor.comparison.records import run_record, safe_name
 from recbole_anchor.command_line import cmd_values, parse_variant
 from recbole_anchor.errors import InvalidConfigError
 from recbole_anchor.resources import property_file
@@ -105,6 +109,30 @@ class TuningStore:
     def write(self, record):
         with atomic_open(self.base(record["model"]) + ".json", encoding="utf-8") as handle:
             json.dump(record, handle, indent=1)
+
+    def trial_run_path(self, model, number):
+        return os.path.join(self.folder, "trial-runs", f"{safe_name(model)}__trial{number}.json")
+
+    def write_trial_run(self, record, number):
+        """Keep a completed trial's run record (see ``records``): the chosen trial's is
+        the first seed's run."""
+        path = self.trial_run_path(record["model"], number)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with atomic_open(path, encoding="utf-8") as handle:
+            json.dump(record, handle)
+
+    def chosen_run(self, tuning, seed):
+        """The run record of the chosen trial of the tuning record ``tuning`` when it
+        is the run of ``seed`` with the chosen values (the same config, seed and split:
+        the first seed's run), and this machine kept it; else None."""
+        if tuning.get("seed") != seed or tuning.get("best_trial") is None:
+            return None
+        path = self.trial_run_path(tuning["model"], tuning["best_trial"])
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        return record if record["params"] == tuning["params"] else None
 
 
 def search_space(model, fixed_keys):
@@ -189,6 +217,13 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
     defaults = default_values(fixed, config_file_list, names + ["valid_metric"])
     valid_metric = defaults.pop("valid_metric")
     opened = open_storage(storage, **beats)  # once: the loop below polls it
+    params_space = optuna_space(space)
+
+    def keep_run(trial, result, seconds):
+        store.write_trial_run(run_record(spec, fixed["dataset"], fixed["seed"],
+                                         config_values(params_space, trial.params),
+                                         result, seconds), trial.number)
+
     while True:
         study = _load_study(study_name, opened)
         spent, running = _count(study.get_trials(deepcopy=False) if study else [])
@@ -203,7 +238,7 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
                     study.get_trials(deepcopy=False) if study else []),
                 config_files=config_file_list, output_base=base,
                 progress=lambda line: log(f"[{spec}] {line}"),
-                enqueue=[defaults], **beats,
+                enqueue=[defaults], on_result=keep_run, **beats,
             )
         elif running:  # other workers' trials, or a killed process's (retried when stale)
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
@@ -212,7 +247,6 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
             time.sleep(POLL_SECONDS)
         else:
             break
-    params_space = optuna_space(space)
     first = sorted(spent, key=lambda t: t.number)[:budget]
     complete = [t for t in first if t.state.name == "COMPLETE"]
     counts = {

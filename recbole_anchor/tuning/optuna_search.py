@@ -70,6 +70,7 @@ def run_study(
     heartbeat_interval=HEARTBEAT_INTERVAL,
     grace_period=GRACE_PERIOD,
     enqueue=(),
+    on_result=None,
 ):
     """Run ``n_trials`` trials of the study ``study_name`` in this worker.
 
@@ -97,6 +98,9 @@ def run_study(
         enqueue (list of dict): configurations (config values of ``space``'s
             parameters, e.g. the defaults) to try first; one the study already holds
             (waiting, running or finished other than interrupted) is not queued again.
+        on_result (callable): called as ``on_result(trial, result, seconds)`` with each
+            trial this worker completes, ``result`` being its run's
+            :func:`~recbole_anchor.quick_start.run_recbole_anchor` result.
 
     Returns:
         dict: ``best_params`` (config values), ``best_valid_score``,
@@ -140,7 +144,8 @@ def run_study(
         progress(
             f"note: trials train with nproc={run_kwargs['nproc']} processes and are not pruned"
         )
-    objective = _Objective(fixed, params_space, config_files, settings["epochs"], run_kwargs)
+    objective = _Objective(fixed, params_space, config_files, settings["epochs"], run_kwargs,
+                           on_result)
 
     def after_trial(study, trial):
         progress(trial_line(trial, params_space))
@@ -201,12 +206,13 @@ def make_pruner(pruner, epochs):
 class _Objective:
     """One trial: draw a configuration, train and test it, return its validation score."""
 
-    def __init__(self, fixed, space, config_files, epochs, run_kwargs):
+    def __init__(self, fixed, space, config_files, epochs, run_kwargs, on_result=None):
         self.fixed, self.space, self.config_files = fixed, space, config_files
-        self.epochs, self.run_kwargs = epochs, run_kwargs
+        self.epochs, self.run_kwargs, self.on_result = epochs, run_kwargs, on_result
 
     def __call__(self, trial):
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        started = time.time()
         try:
             params = suggest(trial, self.space)
             callback = None
@@ -229,6 +235,8 @@ class _Objective:
             raise
         trial.set_user_attr("valid_result", dict(result["best_valid_result"] or {}))
         trial.set_user_attr("test_result", dict(result["test_result"] or {}))
+        if self.on_result is not None:
+            self.on_result(trial, result, time.time() - started)
         return result["best_valid_score"]
 
 
