@@ -165,6 +165,41 @@ def test_a_trial_whose_process_was_killed_is_run_again(tmp_path, monkeypatch):
     assert 250.0 in [float(call["reg_weight"]) for call in fake.calls]
 
 
+def test_workers_sharing_a_study_split_the_budget(tmp_path, monkeypatch):
+    """Two workers of the same comparison on one shared study run the budget's trials
+    between them (at most one more, when both finish at once), not the budget each,
+    and both choose the same values."""
+    import threading
+    import time
+
+    monkeypatch.setattr(comparison_tuning, "POLL_SECONDS", 0.05)
+    fake = FakeRuns()
+
+    def slow(config_dict, **kwargs):
+        time.sleep(0.3)
+        return fake(config_dict, **kwargs)
+
+    monkeypatch.setattr(optuna_search, "run_recbole_anchor", slow)
+    settings = {"trials": 6, "storage": str(tmp_path / "shared.journal"), "sampler": "tpe",
+                "pruner": "none"}
+    records = []
+
+    def worker(folder):
+        store = comparison_tuning.TuningStore(str(tmp_path / folder))
+        records.append(comparison_tuning.tune_model("EASE", "ml-100k", 1, settings, store, None,
+                                                    {}, log=lambda line: None))
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 6 <= len(fake.calls) <= 7
+    assert [float(call["reg_weight"]) for call in fake.calls].count(250.0) == 1  # defaults once
+    assert records[0]["params"] == records[1]["params"]
+    assert records[0]["n_complete"] == 6
+
+
 def test_a_model_whose_every_trial_fails_runs_at_its_defaults(tmp_path, monkeypatch):
     def broken(config_dict, **kwargs):
         raise ValueError("cannot train here")

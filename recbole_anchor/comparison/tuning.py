@@ -11,8 +11,10 @@ Optuna study of ``N`` trials over the model's search space
 - Every trial trains on the first seed's split and is scored on its validation users
   only (``valid_metric``); test results are recorded with the trial and never read
   here. The chosen values are those of the best complete trial among the study's first
-  ``N`` finished trials (by trial number): several workers sharing a study (``--storage``)
-  may finish a few more, and those are not used, so every model gets ``N``.
+  ``N`` finished trials (by trial number). Several workers sharing a study (``--storage``)
+  split the ``N`` trials between them: a worker starts no trial once the study's finished
+  and running trials fill the budget; two that finish at the same moment may each start
+  one more, and those are not used, so every model gets ``N``.
 - A model without a search space, or a variant that fixes all of it, runs at its
   defaults; the hyperparameters table says so.
 - Results: ``<output_dir>/tuning/<model>.json`` (the chosen values, the budget, the
@@ -219,6 +221,12 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
     opened = open_storage(storage, **beats)  # once: the loop below polls it
     params_space = optuna_space(space)
 
+    def budget_taken(study):
+        # Workers sharing the study: once its finished and running trials (every
+        # worker's) fill the budget, this worker starts no more.
+        spent, running = _count(study.get_trials(deepcopy=False))
+        return len(spent) + len(running) >= budget
+
     def keep_run(trial, result, seconds):
         store.write_trial_run(run_record(spec, fixed["dataset"], fixed["seed"],
                                          config_values(params_space, trial.params),
@@ -238,7 +246,7 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
                     study.get_trials(deepcopy=False) if study else []),
                 config_files=config_file_list, output_base=base,
                 progress=lambda line: log(f"[{spec}] {line}"),
-                enqueue=[defaults], on_result=keep_run, **beats,
+                enqueue=[defaults], on_result=keep_run, enough=budget_taken, **beats,
             )
         elif running:  # other workers' trials, or a killed process's (retried when stale)
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5
@@ -286,16 +294,17 @@ def _load_study(study_name, storage):
 
 def _count(trials):
     """Trials that used the budget (complete, pruned, failed for a reason of their
-    own) and trials running now; an interrupted trial, or one whose worker died
-    (queued again), used none."""
+    own) and trials running now; an interrupted trial, a queued duplicate, or one
+    whose worker died (queued again), used none."""
+    from recbole_anchor.tuning.optuna_search import used_no_budget
+
     spent, running = [], []
     for trial in trials:
         state = trial.state.name
         if state in ("COMPLETE", "PRUNED"):
             spent.append(trial)
         elif state == "FAIL":
-            reason = trial.user_attrs.get("fail_reason")
-            if reason and reason != "interrupted":
+            if trial.user_attrs.get("fail_reason") and not used_no_budget(trial):
                 spent.append(trial)
         elif state == "RUNNING":
             running.append(trial)

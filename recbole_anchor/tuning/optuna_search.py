@@ -71,6 +71,7 @@ def run_study(
     grace_period=GRACE_PERIOD,
     enqueue=(),
     on_result=None,
+    enough=None,
 ):
     """Run ``n_trials`` trials of the study ``study_name`` in this worker.
 
@@ -101,6 +102,9 @@ def run_study(
         on_result (callable): called as ``on_result(trial, result, seconds)`` with each
             trial this worker completes, ``result`` being its run's
             :func:`~recbole_anchor.quick_start.run_recbole_anchor` result.
+        enough (callable): asked as ``enough(study)`` after each trial this worker
+            finishes; when true, the worker starts no further trial (a budget shared
+            by several workers is filled).
 
     Returns:
         dict: ``best_params`` (config values), ``best_valid_score``,
@@ -150,6 +154,8 @@ def run_study(
     def after_trial(study, trial):
         progress(trial_line(trial, params_space))
         write_outputs(study, params_space, files, plots=False)
+        if enough is not None and enough(study):
+            study.stop()
 
     with _quiet_optuna():
         study.optimize(objective, n_trials=n_trials, catch=(Exception,), callbacks=[after_trial])
@@ -157,18 +163,33 @@ def run_study(
     return {**summary, "study_name": study_name, "storage": storage}
 
 
+#: ``fail_reason`` of a trial stopped by Ctrl-C or kill (see ``stop_signals``).
+INTERRUPTED = "interrupted"
+#: ``fail_reason`` prefix of a queued configuration that another trial already holds.
+DUPLICATE = "duplicate of trial"
+#: User attribute of the trials :func:`enqueue_once` queues.
+QUEUED = "queued"
+
+
+def used_no_budget(trial):
+    """True for a failed trial that trained nothing of its own: interrupted (its
+    configuration runs again) or a duplicate of a queued configuration."""
+    reason = trial.user_attrs.get("fail_reason") or ""
+    return trial.state == TrialState.FAIL and (
+        reason == INTERRUPTED or reason.startswith(DUPLICATE))
+
+
 def enqueue_once(study, space, values):
     """Queue the configuration ``values`` unless the study holds it already (waiting,
-    running, or finished other than by an interruption)."""
+    running, or finished other than by an interruption). Two workers that start at
+    the same moment may both queue it; :func:`twin_of` then keeps one."""
     stored = stored_values(space, values)
     for trial in study.get_trials(deepcopy=False):
-        if trial.params == stored and not (
-            trial.state == TrialState.FAIL and trial.user_attrs.get("fail_reason") == "interrupted"
-        ):
+        if trial.params == stored and not used_no_budget(trial):
             return False
         if trial.state == TrialState.WAITING and trial.system_attrs.get("fixed_params") == stored:
             return False
-    study.enqueue_trial(stored)
+    study.enqueue_trial(stored, user_attrs={QUEUED: True})
     return True
 
 
@@ -215,6 +236,9 @@ class _Objective:
         started = time.time()
         try:
             params = suggest(trial, self.space)
+            twin = twin_of(trial)
+            if twin is not None:
+                raise DuplicateTrial(f"{DUPLICATE} {twin}")
             callback = None
             if self.run_kwargs.get("nproc", 1) == 1:
                 callback = _pruning_callback(trial, int(params.get("epochs", self.epochs)))
@@ -227,8 +251,11 @@ class _Objective:
             )
         except optuna.TrialPruned:
             raise
+        except DuplicateTrial as err:  # failed, using none of the budget
+            trial.set_user_attr("fail_reason", str(err))
+            raise
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
+            trial.set_user_attr("fail_reason", INTERRUPTED)
             raise
         except Exception as err:  # recorded as failed; the study goes on
             trial.set_user_attr("fail_reason", one_line(err))
@@ -238,6 +265,31 @@ class _Objective:
         if self.on_result is not None:
             self.on_result(trial, result, time.time() - started)
         return result["best_valid_score"]
+
+
+class DuplicateTrial(Exception):
+    """A queued configuration that an earlier trial of the study already holds."""
+
+
+def twin_of(trial):
+    """The number of an earlier trial that holds the queued configuration of
+    ``trial`` (running, complete, pruned, or failed for a reason of its own), or None.
+    Sampled configurations are never checked: only queued ones can be queued twice."""
+    if not trial.user_attrs.get(QUEUED):
+        return None
+    for other in trial.study.get_trials(deepcopy=False):
+        if other.number >= trial.number:
+            break
+        failed_on_its_own = (other.state == TrialState.FAIL and not used_no_budget(other)
+                             and other.user_attrs.get("fail_reason"))
+        # (a queued configuration is in the study from the moment it is taken; its
+        # params only once its worker has drawn them)
+        held = other.system_attrs.get("fixed_params") or other.params
+        if held == trial.params and (
+                other.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+                or failed_on_its_own):
+            return other.number
+    return None
 
 
 def _pruning_callback(trial, epochs):
