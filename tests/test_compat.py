@@ -142,6 +142,24 @@ def test_config_plain_data_round_trip():
     assert restored["eval_args"] == config["eval_args"]
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_a_checkpoints_arrays_come_back_from_any_device(tmp_path, device):
+    """EASE keeps numpy and scipy matrices beside its weights; a GPU run loads its best
+    checkpoint with map_location='cuda', which puts their tensors on the GPU (every EASE
+    run on CUDA failed at its test evaluation before)."""
+    import scipy.sparse as sp
+
+    arrays = {"item_similarity": np.arange(6.0).reshape(2, 3),
+              "interaction_matrix": sp.random(4, 5, density=0.5, format="csr", random_state=0)}
+    path = tmp_path / "state.pth"
+    torch.save({"state_dict": {}, "other_parameter": checkpoint.encode_arrays(arrays)}, path)
+    loaded = checkpoint.load_checkpoint(path, map_location=device)["other_parameter"]
+    assert np.array_equal(loaded["item_similarity"], arrays["item_similarity"])
+    assert (loaded["interaction_matrix"] != arrays["interaction_matrix"]).nnz == 0
+    assert loaded["interaction_matrix"].format == "csr"
+
+
 def _write_items_dataset(folder, name, item_file):
     """``folder/name/``: 5 users x 4 items of interactions and the item file's text."""
     (folder / name).mkdir()

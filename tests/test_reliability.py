@@ -359,3 +359,24 @@ def test_folders_are_created_safely_by_concurrent_runs(tmp_path):
     for thread in threads:
         thread.join()
     assert not errors and os.path.isdir(target)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_and_keeps_the_old_file(tmp_path, monkeypatch):
+    """A full disk (torch says only "unexpected pos ...") stops the run with the file,
+    the space left and the fix; the checkpoint written before stays whole."""
+    path = tmp_path / "model.pth"
+    checkpoint.atomic_save({"epoch": 1}, path)
+
+    def full_disk(obj, handle):
+        handle.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 25792 vs 25688")
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    with pytest.raises(CheckpointError) as err:
+        checkpoint.atomic_save({"epoch": 2}, path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    assert "unexpected pos" in message and "MiB free" in message and "checkpoint_dir" in message
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert os.listdir(tmp_path) == ["model.pth"]  # no temporary file left

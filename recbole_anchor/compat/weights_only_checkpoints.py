@@ -93,13 +93,15 @@ def encode_arrays(value):
 
 
 def decode_arrays(value):
-    """Inverse of :func:`encode_arrays`."""
+    """Inverse of :func:`encode_arrays`; the tensors may lie on any device (a checkpoint
+    loaded with ``map_location="cuda"``: EASE's matrices on a GPU run)."""
     if isinstance(value, dict):
         if "__ndarray__" in value:
-            return value["__ndarray__"].numpy()
+            return value["__ndarray__"].cpu().numpy()
         if "__sparse__" in value:
             csr = sp.csr_matrix(
-                (value["data"].numpy(), value["indices"].numpy(), value["indptr"].numpy()),
+                (value["data"].cpu().numpy(), value["indices"].cpu().numpy(),
+                 value["indptr"].cpu().numpy()),
                 shape=tuple(value["shape"]),
             )
             return csr.asformat(value["__sparse__"])

@@ -35,6 +35,7 @@ import contextlib
 import os
 import random
 import secrets
+import shutil
 import tempfile
 from collections import OrderedDict
 
@@ -81,9 +82,20 @@ def _umask():
 
 
 def atomic_save(obj, path):
-    """``torch.save`` to ``path`` through a temporary file, fsync and rename."""
-    with atomic_open(path, "wb") as handle:
-        torch.save(obj, handle)
+    """``torch.save`` to ``path`` through a temporary file, fsync and rename; a write
+    that fails (a full disk: torch says only "unexpected pos") is a one-line
+    :class:`CheckpointError` with the space left."""
+    try:
+        with atomic_open(path, "wb") as handle:
+            torch.save(obj, handle)
+    except (OSError, RuntimeError) as err:
+        folder = os.path.dirname(os.path.abspath(path))
+        free = shutil.disk_usage(folder).free / 2**20 if os.path.isdir(folder) else 0
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(
+            f"could not write checkpoint '{path}' ({reason}); {free:.0f} MiB free in "
+            f"{folder}: free space there or set checkpoint_dir to another folder"
+        ) from None
 
 
 # --- random generators -------------------------------------------------------------
