@@ -306,3 +306,52 @@ def test_tune_outside_a_comparison_is_a_one_line_error(capsys):
     assert "give a model list or a seed list" in capsys.readouterr().err
     assert main(["--model=EASE,Pop", "--dataset=ml-100k", "--tune=0"]) == 2
     assert "integer >= 1" in capsys.readouterr().err
+
+
+def test_processes_sharing_a_storage_and_folder_split_one_comparison(workdir, capsys):
+    """The README's recipe: one process per extra seed, the same command otherwise, a
+    journal file as --storage and one --output_dir. Together they run each model's
+    budget once and each seed once; the command with every seed then trains nothing."""
+    import subprocess
+    import sys
+
+    import optuna
+
+    from recbole_anchor.tuning.storage import open_storage
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "run_recbole_anchor.py")
+    common = ["--model=EASE", "--dataset=ml-100k", "--tune=3", "--storage=OUT/studies.journal",
+              "--output_dir=OUT", "--eval_batch_size=2000000", "--state=ERROR"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, script, f"--seed=1,{k}", *common], cwd=workdir,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for k in (2, 3)]
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    study = optuna.load_study(study_name="compare-ml-100k-EASE",
+                              storage=open_storage(str(workdir / "OUT" / "studies.journal")))
+    ran = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+    assert 3 <= len(ran) <= 4  # the budget between them (one more if both finished at once)
+    assert [float(t.params["reg_weight"]) for t in ran].count(250.0) == 1
+    # Seed 1 is the chosen trial's run, read (by the first) or found done (by the other).
+    assert not any("[EASE, seed 1] running" in output for output in outputs)
+    assert sum(output.count("[EASE, seed 1] the same run as tuning trial") for output in outputs) >= 1
+    assert [output.count("] running") for output in outputs] == [1, 1]  # seeds 2 and 3
+    assert main(["--seed=1,2,3", *common]) == 0
+    printed = capsys.readouterr().out
+    assert "running" not in printed and printed.count("done before, skipped") == 3
+
+
+def test_tpe_models_the_results_within_small_budgets(tmp_path, monkeypatch):
+    """Optuna's TPE draws its first 10 trials at random, so a budget of 8 would be a
+    random search; the comparison's search hands over to TPE after half the budget."""
+    assert [comparison_tuning.startup_trials(n) for n in (1, 3, 5, 6, 8, 10, 12, 20, 50)] == [
+        1, 3, 5, 5, 5, 5, 6, 10, 10]
+    samplers = []
+    real = optuna_search.run_study
+    monkeypatch.setattr(optuna_search, "run_study",
+                        lambda *args, **kwargs: samplers.append(kwargs["sampler"]) or real(*args, **kwargs))
+    monkeypatch.setattr(optuna_search, "run_recbole_anchor", FakeRuns())
+    _tune(tmp_path, trials=8)
+    assert samplers[0]._n_startup_trials == 5
