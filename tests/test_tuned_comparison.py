@@ -346,12 +346,15 @@ def test_processes_sharing_a_storage_and_folder_split_one_comparison(workdir, ca
 def test_tpe_models_the_results_within_small_budgets(tmp_path, monkeypatch):
     """Optuna's TPE draws its first 10 trials at random, so a budget of 8 would be a
     random search; the comparison's search hands over to TPE after half the budget."""
+    import optuna
+
     assert [comparison_tuning.startup_trials(n) for n in (1, 3, 5, 6, 8, 10, 12, 20, 50)] == [
         1, 3, 5, 5, 5, 5, 6, 10, 10]
     samplers = []
-    real = optuna_search.run_study
-    monkeypatch.setattr(optuna_search, "run_study",
-                        lambda *args, **kwargs: samplers.append(kwargs["sampler"]) or real(*args, **kwargs))
+    real = optuna_search.make_sampler
+    monkeypatch.setattr(optuna_search, "make_sampler",
+                        lambda *args: samplers.append(real(*args)) or samplers[-1])
     monkeypatch.setattr(optuna_search, "run_recbole_anchor", FakeRuns())
     _tune(tmp_path, trials=8)
+    assert isinstance(samplers[0], optuna.samplers.TPESampler)
     assert samplers[0]._n_startup_trials == 5

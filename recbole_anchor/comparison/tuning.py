@@ -243,13 +243,10 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
             # the configurations it drew before); shared: each its own draws.
             seed = None if shared else fixed["seed"] + RESUME_SEED_STRIDE * len(
                 study.get_trials(deepcopy=False) if study else [])
-            sampler = settings.get("sampler", "tpe")
-            if sampler == "tpe":
-                sampler = optuna.samplers.TPESampler(
-                    seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
             run_study(
                 fixed, space, todo, study_name=study_name, storage=storage,
-                sampler=sampler, pruner=settings.get("pruner", "median"), seed=seed,
+                sampler=settings.get("sampler", "tpe"), pruner=settings.get("pruner", "median"),
+                seed=seed, n_startup_trials=startup_trials(budget),
                 config_files=config_file_list, output_base=base,
                 progress=lambda line: log(f"[{spec}] {line}"),
                 enqueue=[defaults], on_result=keep_run, enough=budget_taken, **beats,

@@ -72,6 +72,7 @@ def run_study(
     enqueue=(),
     on_result=None,
     enough=None,
+    n_startup_trials=None,
 ):
     """Run ``n_trials`` trials of the study ``study_name`` in this worker.
 
@@ -105,6 +106,8 @@ def run_study(
         enough (callable): asked as ``enough(study)`` after each trial this worker
             finishes; when true, the worker starts no further trial (a budget shared
             by several workers is filled).
+        n_startup_trials (int): TPE's random trials before it models the results
+            (default: Optuna's 10).
 
     Returns:
         dict: ``best_params`` (config values), ``best_valid_score``,
@@ -126,7 +129,7 @@ def run_study(
         "plots": output_base,
         "target": f"validation {settings['valid_metric']}",
     }
-    sampler = make_sampler(sampler, params_space, seed)
+    sampler = make_sampler(sampler, params_space, seed, n_startup_trials)
     pruner = make_pruner(pruner, settings["epochs"])
     os.makedirs(os.path.dirname(os.path.abspath(output_base)), exist_ok=True)
     storage = storage or f"sqlite:///{os.path.abspath(output_base)}.db"
@@ -193,11 +196,12 @@ def enqueue_once(study, space, values):
     return True
 
 
-def make_sampler(sampler, space, seed=None):
+def make_sampler(sampler, space, seed=None, n_startup_trials=None):
     if not isinstance(sampler, str):
         return sampler
     if sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        startup = {} if n_startup_trials is None else {"n_startup_trials": n_startup_trials}
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **startup)
     if sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if sampler == "grid":
