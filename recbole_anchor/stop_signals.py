@@ -7,9 +7,15 @@ would otherwise skip that path: SIGTERM (``kill``, a scheduler's stop, ``timeout
 ends Python without unwinding, leaving a trial RUNNING until its heartbeat is stale,
 and a shell starts background jobs (``cmd &``) with SIGINT ignored, so ``kill -INT``
 does nothing. :func:`stop_on_signals` turns both into ``KeyboardInterrupt``.
+
+A ``KeyboardInterrupt`` raised while torch writes a checkpoint comes out of torch's C++
+writer as ``RuntimeError: ... unexpected pos`` (a failed run, not an interrupted one):
+:func:`held_during` holds the signals for such a block and delivers them after it.
 """
 import contextlib
 import signal
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def _interrupt(signum, frame):
@@ -34,3 +40,24 @@ def stop_on_signals():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def held_during():
+    """Within the block, SIGTERM and SIGINT are held; when it ends (also by an error)
+    they are raised again, so the handlers in force before the block (e.g.
+    :func:`stop_on_signals`'s ``KeyboardInterrupt``) act on them then. Elsewhere than in
+    the main thread the block runs unchanged."""
+    received = []
+    try:
+        previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                    for signum in STOP_SIGNALS}
+    except ValueError:  # not the main thread
+        previous = {}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)

@@ -1,5 +1,6 @@
 """Reproducible runs, unique crash-safe checkpoints, exact resume after SIGKILL, safe
 checkpoint loading, divergence errors and concurrent runs (issue 7)."""
+import contextlib
 import hashlib
 import io
 import os
@@ -380,3 +381,41 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_and_keeps_the_old_file(
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert os.listdir(tmp_path) == ["model.pth"]  # no temporary file left
+
+
+def test_kill_during_a_checkpoint_write_stops_the_run_after_the_write(tmp_path, monkeypatch):
+    """A KeyboardInterrupt raised inside torch's checkpoint writer comes out of its C++
+    code as "RuntimeError: unexpected pos", which made a killed tuning trial a failed
+    one and the worker go on. The signal now waits for the write: the checkpoint is
+    whole, then the run stops as interrupted."""
+    from recbole_anchor.stop_signals import stop_on_signals
+
+    real_open = checkpoint.atomic_open
+
+    class KilledMidWrite(io.RawIOBase):
+        def __init__(self, handle):
+            self.handle, self.sent = handle, False
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            if not self.sent:  # the signal arrives while torch writes
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGTERM)
+            return self.handle.write(data)
+
+        def flush(self):
+            self.handle.flush()
+
+    @contextlib.contextmanager
+    def opened(path, mode="w", **kwargs):
+        with real_open(path, mode, **kwargs) as handle:
+            yield KilledMidWrite(handle)
+
+    monkeypatch.setattr(checkpoint, "atomic_open", opened)
+    state = {"weights": torch.arange(100_000.0)}
+    with stop_on_signals(), pytest.raises(KeyboardInterrupt):
+        checkpoint.atomic_save(state, tmp_path / "model.pth")
+    assert torch.equal(torch.load(tmp_path / "model.pth", weights_only=True)["weights"],
+                       state["weights"])

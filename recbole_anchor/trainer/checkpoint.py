@@ -49,6 +49,7 @@ from recbole_anchor.compat.weights_only_checkpoints import (
     recbole_state,
 )
 from recbole_anchor.errors import CheckpointError, TrainingDivergedError
+from recbole_anchor.stop_signals import held_during
 
 
 # --- atomic writes -----------------------------------------------------------------
@@ -82,11 +83,12 @@ def _umask():
 
 
 def atomic_save(obj, path):
-    """``torch.save`` to ``path`` through a temporary file, fsync and rename; a write
-    that fails (a full disk: torch says only "unexpected pos") is a one-line
-    :class:`CheckpointError` with the space left."""
+    """``torch.save`` to ``path`` through a temporary file, fsync and rename. Ctrl-C or
+    ``kill`` during the write take effect once it is done (inside torch's writer they
+    would turn into a RuntimeError); a write that fails (a full disk: torch says only
+    "unexpected pos") is a one-line :class:`CheckpointError` with the space left."""
     try:
-        with atomic_open(path, "wb") as handle:
+        with held_during(), atomic_open(path, "wb") as handle:
             torch.save(obj, handle)
     except (OSError, RuntimeError) as err:
         folder = os.path.dirname(os.path.abspath(path))
