@@ -23,16 +23,12 @@ def _interrupt(signum, frame):
 
 
 @contextlib.contextmanager
-def stop_on_signals():
-    """Within the block, SIGTERM and SIGINT raise ``KeyboardInterrupt`` in the main
-    thread; the previous handlers come back after it. Elsewhere than in the main
-    thread (where Python cannot set handlers) the block runs unchanged."""
+def _handlers(handlers):
+    """Within the block, ``handlers`` ({signal: handler}) handle those signals; the
+    previous handlers come back after it. Elsewhere than in the main thread (where
+    Python cannot set handlers) the block runs unchanged."""
     try:
-        previous = {
-            signum: signal.signal(signum, handler)
-            for signum, handler in ((signal.SIGTERM, _interrupt),
-                                    (signal.SIGINT, signal.default_int_handler))
-        }
+        previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
     except ValueError:  # not the main thread
         previous = {}
     try:
@@ -40,6 +36,13 @@ def stop_on_signals():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def stop_on_signals():
+    """Within the block, SIGTERM and SIGINT raise ``KeyboardInterrupt`` in the main
+    thread; the previous handlers come back after it. Elsewhere than in the main
+    thread the block runs unchanged."""
+    return _handlers({signal.SIGTERM: _interrupt, signal.SIGINT: signal.default_int_handler})
 
 
 @contextlib.contextmanager
@@ -50,14 +53,9 @@ def held_during():
     the main thread the block runs unchanged."""
     received = []
     try:
-        previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
-                    for signum in STOP_SIGNALS}
-    except ValueError:  # not the main thread
-        previous = {}
-    try:
-        yield
+        with _handlers({signum: lambda signum, frame: received.append(signum)
+                        for signum in STOP_SIGNALS}):
+            yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         for signum in dict.fromkeys(received):
             signal.raise_signal(signum)

@@ -308,18 +308,10 @@ def _count(trials):
     """Trials that used the budget (complete, pruned, failed for a reason of their
     own) and trials running now; an interrupted trial, a queued duplicate, or one
     whose worker died (queued again), used none."""
-    from recbole_anchor.tuning.optuna_search import used_no_budget
+    from recbole_anchor.tuning.optuna_search import spends_budget
 
-    spent, running = [], []
-    for trial in trials:
-        state = trial.state.name
-        if state in ("COMPLETE", "PRUNED"):
-            spent.append(trial)
-        elif state == "FAIL":
-            if trial.user_attrs.get("fail_reason") and not used_no_budget(trial):
-                spent.append(trial)
-        elif state == "RUNNING":
-            running.append(trial)
+    spent = [trial for trial in trials if spends_budget(trial)]
+    running = [trial for trial in trials if trial.state.name == "RUNNING"]
     return spent, running
 
 

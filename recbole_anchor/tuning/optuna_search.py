@@ -182,6 +182,16 @@ def used_no_budget(trial):
         reason == INTERRUPTED or reason.startswith(DUPLICATE))
 
 
+def spends_budget(trial):
+    """True for a finished trial that counts against a budget: complete, pruned, or
+    failed for a reason of its own (not interrupted, not a duplicate, and not a worker
+    that died, whose configuration is queued again)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return (trial.state == TrialState.FAIL and bool(trial.user_attrs.get("fail_reason"))
+            and not used_no_budget(trial))
+
+
 def enqueue_once(study, space, values):
     """Queue the configuration ``values`` unless the study holds it already (waiting,
     running, or finished other than by an interruption). Two workers that start at
@@ -284,14 +294,10 @@ def twin_of(trial):
     for other in trial.study.get_trials(deepcopy=False):
         if other.number >= trial.number:
             break
-        failed_on_its_own = (other.state == TrialState.FAIL and not used_no_budget(other)
-                             and other.user_attrs.get("fail_reason"))
         # (a queued configuration is in the study from the moment it is taken; its
         # params only once its worker has drawn them)
         held = other.system_attrs.get("fixed_params") or other.params
-        if held == trial.params and (
-                other.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-                or failed_on_its_own):
+        if held == trial.params and (other.state == TrialState.RUNNING or spends_budget(other)):
             return other.number
     return None
 
