@@ -167,8 +167,7 @@ def test_a_trial_whose_process_was_killed_is_run_again(tmp_path, monkeypatch):
 
 def test_workers_sharing_a_study_split_the_budget(tmp_path, monkeypatch):
     """Two workers of the same comparison on one shared study run the budget's trials
-    between them (at most one more, when both finish at once), not the budget each,
-    and both choose the same values."""
+    between them, exactly, not the budget each, and both choose the same values."""
     import threading
     import time
 
@@ -194,10 +193,29 @@ def test_workers_sharing_a_study_split_the_budget(tmp_path, monkeypatch):
         thread.start()
     for thread in threads:
         thread.join()
-    assert 6 <= len(fake.calls) <= 7
+    assert len(fake.calls) == 6
     assert [float(call["reg_weight"]) for call in fake.calls].count(250.0) == 1  # defaults once
     assert records[0]["params"] == records[1]["params"]
     assert records[0]["n_complete"] == 6
+
+
+def test_a_trial_started_once_earlier_ones_fill_the_budget_spends_none_of_it():
+    """Workers that start at the same moment all see room in the budget; trial numbers
+    settle it: a trial whose earlier trials (running or spent) fill the budget stops."""
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    study.tell(study.ask(), 0.3)                       # complete: spent
+    interrupted = study.ask()
+    interrupted.set_user_attr("fail_reason", optuna_search.INTERRUPTED)
+    study.tell(interrupted, state=optuna.trial.TrialState.FAIL)  # no budget
+    study.ask()                                        # running: holds a place
+    late = study.ask()
+    assert optuna_search.budget_filled_before(late, 2)
+    assert not optuna_search.budget_filled_before(late, 3)
+    late.set_user_attr("fail_reason", f"{optuna_search.OVER_BUDGET} 2 trials")
+    study.tell(late, state=optuna.trial.TrialState.FAIL)
+    assert not optuna_search.spends_budget(study.trials[-1])
 
 
 def test_a_model_whose_every_trial_fails_runs_at_its_defaults(tmp_path, monkeypatch):
@@ -251,6 +269,34 @@ def test_comparison_runs_every_seed_with_the_chosen_values(tmp_path, monkeypatch
                           log=lambda line: None)
     assert calls == [("A", 3, {"x": 0.7}), ("A", 4, {"x": 0.7})]
     assert RecordStore(str(tmp_path)).read("A", 4)["params"] == {"x": 0.7}
+
+
+def test_untuned_runs_count_when_tuning_keeps_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "check_shared_config", lambda *args: None)
+    calls = []
+
+    def run_one(model, dataset, seed, config_file_list, config_dict, cmd_args, params=None):
+        calls.append((model, seed, params))
+        return {"model": model, "dataset": dataset, "seed": seed, "params": params or {},
+                "status": "ok", "reason": "", "valid": {}, "test": {"m": 0.1},
+                "test_per_user": {"m": [0.1]}}
+
+    monkeypatch.setattr(runner, "run_one", run_one)
+    runner.run_comparison(["A"], [1, 2], "toy", output_dir=str(tmp_path), log=lambda line: None)
+    assert calls == [("A", 1, {}), ("A", 2, {})]  # untuned: at the defaults
+
+    chosen = {"A": {"model": "A", "trials": 3, "seed": 1, "params": {"x": 0.1},
+                    "defaults": {"x": 0.1}, "n_complete": 3, "n_pruned": 0, "n_failed": 0,
+                    "best_valid_score": 0.3, "default_valid_score": 0.3, "valid_metric": "m"}}
+    monkeypatch.setattr(comparison_tuning, "tune_models", lambda *a, **k: chosen)
+    calls.clear()
+    runner.run_comparison(["A"], [1, 2], "toy", output_dir=str(tmp_path), tune=3,
+                          log=lambda line: None)
+    assert calls == []  # the tuning kept the defaults: the runs at the defaults stand
+    chosen["A"]["params"] = {"x": 0.7}
+    runner.run_comparison(["A"], [1, 2], "toy", output_dir=str(tmp_path), tune=3,
+                          log=lambda line: None)
+    assert calls == [("A", 1, {"x": 0.7}), ("A", 2, {"x": 0.7})]
 
 
 def test_untuned_tables_say_so(tmp_path, monkeypatch):

@@ -115,6 +115,13 @@ def baseline_list(baseline, models):
     return baselines
 
 
+def ran_with(record, params, tuned=None):
+    """Whether a finished run's ``record`` used ``params``: the same values, or an
+    untuned run (at the defaults) when tuning ``tuned`` chose exactly the defaults."""
+    ran = record.get("params") or {}
+    return ran == params or (not ran and bool(tuned) and params == tuned.get("defaults"))
+
+
 def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
                    config_file_list=None, config_dict=None, cmd_args=None, log=print,
                    tune=None, storage=None):
@@ -152,7 +159,7 @@ def run_comparison(models, seeds, dataset, output_dir=None, baseline=None,
         for model in models:
             params = tuning[model]["params"] if tuning else {}
             if store.has(model, seed):
-                if store.read(model, seed).get("params", {}) == params:
+                if ran_with(store.read(model, seed), params, tuning and tuning[model]):
                     log(f"[{model}, seed {seed}] done before, skipped")
                     continue
                 log(f"[{model}, seed {seed}] done before with other hyperparameters: run again")

@@ -249,7 +249,8 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
                 seed=seed, n_startup_trials=startup_trials(budget),
                 config_files=config_file_list, output_base=base,
                 progress=lambda line: log(f"[{spec}] {line}"),
-                enqueue=[defaults], on_result=keep_run, enough=budget_taken, **beats,
+                enqueue=[defaults], on_result=keep_run, enough=budget_taken, budget=budget,
+                **beats,
             )
         elif running:  # other workers' trials, or a killed process's (retried when stale)
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5

@@ -72,6 +72,7 @@ def run_study(
     enqueue=(),
     on_result=None,
     enough=None,
+    budget=None,
     n_startup_trials=None,
 ):
     """Run ``n_trials`` trials of the study ``study_name`` in this worker.
@@ -106,6 +107,10 @@ def run_study(
         enough (callable): asked as ``enough(study)`` after each trial this worker
             finishes; when true, the worker starts no further trial (a budget shared
             by several workers is filled).
+        budget (int): trials of the whole study that may spend a budget (shared by
+            every worker); a trial whose earlier trials, running or spent, already fill
+            it fails as over the budget, using none of it, and this worker stops. It
+            settles what ``enough`` cannot: workers that start at the same moment.
         n_startup_trials (int): TPE's random trials before it models the results
             (default: Optuna's 10).
 
@@ -152,12 +157,12 @@ def run_study(
             f"note: trials train with nproc={run_kwargs['nproc']} processes and are not pruned"
         )
     objective = _Objective(fixed, params_space, config_files, settings["epochs"], run_kwargs,
-                           on_result)
+                           on_result, budget)
 
     def after_trial(study, trial):
         progress(trial_line(trial, params_space))
         write_outputs(study, params_space, files, plots=False)
-        if enough is not None and enough(study):
+        if (enough is not None and enough(study)) or _reason(trial).startswith(OVER_BUDGET):
             study.stop()
 
     with _quiet_optuna():
@@ -170,16 +175,19 @@ def run_study(
 INTERRUPTED = "interrupted"
 #: ``fail_reason`` prefix of a queued configuration that another trial already holds.
 DUPLICATE = "duplicate of trial"
+#: ``fail_reason`` prefix of a trial started when earlier ones had filled the budget.
+OVER_BUDGET = "over the budget of"
 #: User attribute of the trials :func:`enqueue_once` queues.
 QUEUED = "queued"
 
 
 def used_no_budget(trial):
     """True for a failed trial that trained nothing of its own: interrupted (its
-    configuration runs again) or a duplicate of a queued configuration."""
+    configuration runs again), a duplicate of a queued configuration, or over the
+    budget."""
     reason = trial.user_attrs.get("fail_reason") or ""
     return trial.state == TrialState.FAIL and (
-        reason == INTERRUPTED or reason.startswith(DUPLICATE))
+        reason == INTERRUPTED or reason.startswith((DUPLICATE, OVER_BUDGET)))
 
 
 def spends_budget(trial):
@@ -241,9 +249,11 @@ def make_pruner(pruner, epochs):
 class _Objective:
     """One trial: draw a configuration, train and test it, return its validation score."""
 
-    def __init__(self, fixed, space, config_files, epochs, run_kwargs, on_result=None):
+    def __init__(self, fixed, space, config_files, epochs, run_kwargs, on_result=None,
+                 budget=None):
         self.fixed, self.space, self.config_files = fixed, space, config_files
         self.epochs, self.run_kwargs, self.on_result = epochs, run_kwargs, on_result
+        self.budget = budget
 
     def __call__(self, trial):
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -252,7 +262,9 @@ class _Objective:
             params = suggest(trial, self.space)
             twin = twin_of(trial)
             if twin is not None:
-                raise DuplicateTrial(f"{DUPLICATE} {twin}")
+                raise UnbudgetedTrial(f"{DUPLICATE} {twin}")
+            if self.budget is not None and budget_filled_before(trial, self.budget):
+                raise UnbudgetedTrial(f"{OVER_BUDGET} {self.budget} trials")
             callback = None
             if self.run_kwargs.get("nproc", 1) == 1:
                 callback = _pruning_callback(trial, int(params.get("epochs", self.epochs)))
@@ -265,7 +277,7 @@ class _Objective:
             )
         except optuna.TrialPruned:
             raise
-        except DuplicateTrial as err:  # failed, using none of the budget
+        except UnbudgetedTrial as err:  # failed, using none of the budget
             trial.set_user_attr("fail_reason", str(err))
             raise
         except KeyboardInterrupt:
@@ -281,8 +293,19 @@ class _Objective:
         return result["best_valid_score"]
 
 
-class DuplicateTrial(Exception):
-    """A queued configuration that an earlier trial of the study already holds."""
+class UnbudgetedTrial(Exception):
+    """A trial that must not train: a queued configuration an earlier trial already
+    holds, or one started when earlier trials had filled the budget."""
+
+
+def budget_filled_before(trial, budget):
+    """Whether the trials numbered below ``trial`` (running, or finished spending the
+    budget) fill ``budget``. Numbers are given in the order trials start, so of
+    workers starting at once exactly those past the budget see it filled."""
+    earlier = [other for other in trial.study.get_trials(deepcopy=False)
+               if other.number < trial.number]
+    return sum(other.state == TrialState.RUNNING or spends_budget(other)
+               for other in earlier) >= budget
 
 
 def twin_of(trial):
