@@ -182,9 +182,10 @@ QUEUED = "queued"
 
 
 def used_no_budget(trial):
-    """True for a failed trial that trained nothing of its own: interrupted (its
-    configuration runs again), a duplicate of a queued configuration, or over the
-    budget."""
+    """True for a failed trial that leaves its place in the budget to another:
+    interrupted (a queued configuration, such as the defaults, is queued again; a
+    drawn one gives way to a new draw), a duplicate of a queued configuration, or over
+    the budget."""
     reason = trial.user_attrs.get("fail_reason") or ""
     return trial.state == TrialState.FAIL and (
         reason == INTERRUPTED or reason.startswith((DUPLICATE, OVER_BUDGET)))
