@@ -211,8 +211,8 @@ def test_a_trial_started_once_earlier_ones_fill_the_budget_spends_none_of_it():
     study.tell(interrupted, state=optuna.trial.TrialState.FAIL)  # no budget
     study.ask()                                        # running: holds a place
     late = study.ask()
-    assert optuna_search.budget_filled_before(late, 2)
-    assert not optuna_search.budget_filled_before(late, 3)
+    assert optuna_search.budget_filled(optuna_search.earlier_trials(late), 2)
+    assert not optuna_search.budget_filled(optuna_search.earlier_trials(late), 3)
     late.set_user_attr("fail_reason", f"{optuna_search.OVER_BUDGET} 2 trials")
     study.tell(late, state=optuna.trial.TrialState.FAIL)
     assert not optuna_search.spends_budget(study.trials[-1])

@@ -223,12 +223,6 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
     opened = open_storage(storage, **beats)  # once: the loop below polls it
     params_space = optuna_space(space)
 
-    def budget_taken(study):
-        # Workers sharing the study: once its finished and running trials (every
-        # worker's) fill the budget, this worker starts no more.
-        spent, running = _count(study.get_trials(deepcopy=False))
-        return len(spent) + len(running) >= budget
-
     def keep_run(trial, result, seconds):
         store.write_trial_run(run_record(spec, fixed["dataset"], fixed["seed"],
                                          config_values(params_space, trial.params),
@@ -249,8 +243,7 @@ def search(spec, fixed, space, settings, store, config_file_list, log):
                 seed=seed, n_startup_trials=startup_trials(budget),
                 config_files=config_file_list, output_base=base,
                 progress=lambda line: log(f"[{spec}] {line}"),
-                enqueue=[defaults], on_result=keep_run, enough=budget_taken, budget=budget,
-                **beats,
+                enqueue=[defaults], on_result=keep_run, budget=budget, **beats,
             )
         elif running:  # other workers' trials, or a killed process's (retried when stale)
             with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5

@@ -71,7 +71,6 @@ def run_study(
     grace_period=GRACE_PERIOD,
     enqueue=(),
     on_result=None,
-    enough=None,
     budget=None,
     n_startup_trials=None,
 ):
@@ -104,13 +103,11 @@ def run_study(
         on_result (callable): called as ``on_result(trial, result, seconds)`` with each
             trial this worker completes, ``result`` being its run's
             :func:`~recbole_anchor.quick_start.run_recbole_anchor` result.
-        enough (callable): asked as ``enough(study)`` after each trial this worker
-            finishes; when true, the worker starts no further trial (a budget shared
-            by several workers is filled).
-        budget (int): trials of the whole study that may spend a budget (shared by
-            every worker); a trial whose earlier trials, running or spent, already fill
-            it fails as over the budget, using none of it, and this worker stops. It
-            settles what ``enough`` cannot: workers that start at the same moment.
+        budget (int): trials of the whole study that may spend a budget, shared by
+            every worker: after each trial a worker starts no more once the study's
+            running and spent trials fill it, and a trial whose earlier trials already
+            fill it (workers starting at the same moment) fails as over the budget,
+            using none of it.
         n_startup_trials (int): TPE's random trials before it models the results
             (default: Optuna's 10).
 
@@ -162,7 +159,7 @@ def run_study(
     def after_trial(study, trial):
         progress(trial_line(trial, params_space))
         write_outputs(study, params_space, files, plots=False)
-        if (enough is not None and enough(study)) or _reason(trial).startswith(OVER_BUDGET):
+        if budget is not None and budget_filled(study.get_trials(deepcopy=False), budget):
             study.stop()
 
     with _quiet_optuna():
@@ -264,7 +261,7 @@ class _Objective:
             twin = twin_of(trial)
             if twin is not None:
                 raise UnbudgetedTrial(f"{DUPLICATE} {twin}")
-            if self.budget is not None and budget_filled_before(trial, self.budget):
+            if self.budget is not None and budget_filled(earlier_trials(trial), self.budget):
                 raise UnbudgetedTrial(f"{OVER_BUDGET} {self.budget} trials")
             callback = None
             if self.run_kwargs.get("nproc", 1) == 1:
@@ -299,14 +296,16 @@ class UnbudgetedTrial(Exception):
     holds, or one started when earlier trials had filled the budget."""
 
 
-def budget_filled_before(trial, budget):
-    """Whether the trials numbered below ``trial`` (running, or finished spending the
-    budget) fill ``budget``. Numbers are given in the order trials start, so of
-    workers starting at once exactly those past the budget see it filled."""
-    earlier = [other for other in trial.study.get_trials(deepcopy=False)
-               if other.number < trial.number]
-    return sum(other.state == TrialState.RUNNING or spends_budget(other)
-               for other in earlier) >= budget
+def budget_filled(trials, budget):
+    """Whether ``trials``, running or finished spending the budget, fill ``budget``."""
+    return sum(t.state == TrialState.RUNNING or spends_budget(t) for t in trials) >= budget
+
+
+def earlier_trials(trial):
+    """The trials of ``trial``'s study numbered below it. Numbers are given in the
+    order trials start, so of workers starting at once exactly those past a budget
+    find it filled by their earlier trials."""
+    return [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number]
 
 
 def twin_of(trial):
@@ -315,9 +314,7 @@ def twin_of(trial):
     Sampled configurations are never checked: only queued ones can be queued twice."""
     if not trial.user_attrs.get(QUEUED):
         return None
-    for other in trial.study.get_trials(deepcopy=False):
-        if other.number >= trial.number:
-            break
+    for other in earlier_trials(trial):
         # (a queued configuration is in the study from the moment it is taken; its
         # params only once its worker has drawn them)
         held = other.system_attrs.get("fixed_params") or other.params
